@@ -1,0 +1,220 @@
+"""Where sora keeps its state and what it is configured to do.
+
+Sources, strongest first: environment variables, the config file, built-in
+defaults. Every setting `key` can come from the env as `SORA_KEY`; the API
+settings also read the official SDK's variables (OPENAI_API_KEY, OPENAI_BASE_URL,
+OPENAI_ORG_ID, OPENAI_PROJECT_ID). The API key is kept out of every repr.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Final
+
+from .errors import InvalidInput, StoreError
+
+DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
+APP_NAME: Final = "sora"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    config_file: Path | None = None
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    auth_style: str = "bearer"  # "bearer" (Authorization: Bearer) or "azure" (api-key header)
+    organization: str | None = None
+    project: str | None = None
+    ca_bundle: str | None = None
+    model: str = "sora-2"
+    size: str = "720x1280"
+    seconds: int = 4
+    max_in_flight: int = 4
+    creates_per_minute: int = 20
+    poll_min_seconds: float = 1.0
+    poll_max_seconds: float = 20.0
+    idle_exit_seconds: float = 60.0
+    lease_seconds: float = 60.0
+    request_timeout: float = 60.0
+    max_retries: int = 5
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "sora.db"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.home / "runner.lock"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "runner.log"
+
+    @property
+    def videos_dir(self) -> Path:
+        return self.home / "videos"
+
+    def masked_key(self) -> str | None:
+        return mask_key(self.api_key)
+
+    def public_dict(self) -> dict[str, Any]:
+        """Every effective setting, JSON-ready, with the key masked."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "api_key":
+                value = self.masked_key()
+            elif isinstance(value, Path):
+                value = str(value)
+            out[f.name] = value
+        return out
+
+
+def mask_key(key: str | None) -> str | None:
+    if not key:
+        return None
+    return "***" if len(key) < 12 else f"{key[:3]}...{key[-4:]}"
+
+
+_INT_KEYS: Final = {"seconds", "max_in_flight", "creates_per_minute", "max_retries"}
+_FLOAT_KEYS: Final = {
+    "poll_min_seconds", "poll_max_seconds", "idle_exit_seconds", "lease_seconds",
+    "request_timeout",
+}
+_STR_KEYS: Final = {
+    "api_key", "base_url", "auth_style", "organization", "project", "ca_bundle",
+    "model", "size",
+}
+_SDK_ENV: Final = {
+    "api_key": "OPENAI_API_KEY",
+    "base_url": "OPENAI_BASE_URL",
+    "organization": "OPENAI_ORG_ID",
+    "project": "OPENAI_PROJECT_ID",
+}
+
+
+def default_home(env: Mapping[str, str]) -> Path:
+    if env.get("SORA_HOME"):
+        return Path(env["SORA_HOME"]).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path(APP_NAME, appauthor=False)
+
+
+def _config_candidates(home: Path, env: Mapping[str, str]) -> list[Path]:
+    if env.get("SORA_CONFIG"):
+        return [Path(env["SORA_CONFIG"]).expanduser()]
+    found = [home / "config.toml"]
+    if not env.get("SORA_HOME"):
+        from platformdirs import user_config_path
+
+        found.append(user_config_path(APP_NAME, appauthor=False) / "config.toml")
+    return found
+
+
+def _read_toml(path: Path, warn: list[str]) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise InvalidInput(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"config file {path} is not valid TOML: {exc}") from None
+    if "api_key" in data and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warn.append(f"ignoring api_key in {path}: the file is readable by others (chmod 600 it)")
+        data.pop("api_key")
+    return data
+
+
+def _coerce(key: str, value: Any, origin: str) -> Any:
+    try:
+        if key in _INT_KEYS:
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if key in _FLOAT_KEYS:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{origin}: {key} must be a number (got {value!r})") from None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{origin}: {key} must be a string (got {value!r})")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None, warn: list[str] | None = None) -> Settings:
+    """Build the effective settings. `warn` collects non-fatal notes for stderr."""
+    env = os.environ if env is None else env
+    warnings = [] if warn is None else warn
+    home = default_home(env)
+    values: dict[str, Any] = {"home": home}
+    config_file = None
+    for candidate in _config_candidates(home, env):
+        data = _read_toml(candidate, warnings)
+        if data or candidate.exists():
+            config_file = candidate
+            for key, value in data.items():
+                if key not in _INT_KEYS | _FLOAT_KEYS | _STR_KEYS:
+                    warnings.append(f"{candidate}: unknown setting {key!r} ignored")
+                    continue
+                values[key] = _coerce(key, value, str(candidate))
+            break
+    values["config_file"] = config_file
+    for key in _INT_KEYS | _FLOAT_KEYS | _STR_KEYS:
+        for name in (f"SORA_{key.upper()}", _SDK_ENV.get(key)):
+            if name and env.get(name):
+                values[key] = _coerce(key, env[name], name)
+                break
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    if s.auth_style not in ("bearer", "azure"):
+        raise InvalidInput(f"auth_style must be 'bearer' or 'azure' (got {s.auth_style!r})")
+    if s.max_in_flight < 1 or s.creates_per_minute < 1:
+        raise InvalidInput("max_in_flight and creates_per_minute must be at least 1")
+    if not 0 < s.poll_min_seconds <= s.poll_max_seconds:
+        raise InvalidInput("poll_min_seconds must be > 0 and <= poll_max_seconds")
+    if not s.base_url.startswith(("http://", "https://")):
+        raise InvalidInput(f"base_url must start with http:// or https:// (got {s.base_url!r})")
+
+
+def ensure_home(home: Path) -> None:
+    """Create the data dir 0700 (and videos/), or fail with one clear line."""
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (home / "videos").mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create data dir {home}: {exc.strerror}") from None
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise StoreError(f"data dir {home} is not writable")
+
+
+def insecure_base_url(base_url: str) -> bool:
+    """True for plain http:// to anything but loopback (credentials would travel in clear)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    return parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1")
+
+
+def is_terminal(stream: Any = None) -> bool:
+    stream = sys.stderr if stream is None else stream
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
