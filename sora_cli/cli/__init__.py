@@ -1,0 +1,95 @@
+"""The command-line edge: the Typer app, one module per command family.
+
+`SoraGroup.main` is the only place that turns exceptions into exit codes and
+error lines: a SoraError or a usage error becomes one line on stderr (a
+traceback only with -v), Ctrl-C becomes 130.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+from typer._click import exceptions as click_exc  # typer vendors click
+from typer.core import TyperGroup
+
+from .. import __version__
+from ..errors import ExitCode, SoraError
+from ..render import clean
+
+_verbose: list[bool] = [False]
+
+
+def _fail(message: str, code: int) -> None:
+    sys.stderr.write(f"sora: {clean(message)}\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+class SoraGroup(TyperGroup):
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **extra: Any) -> Any:
+        try:
+            rv = super().main(args, prog_name or "sora", complete_var, standalone_mode=False,
+                              windows_expand_args=windows_expand_args, **extra)
+        except SoraError as exc:
+            if _verbose[0]:
+                import traceback
+
+                traceback.print_exc()
+            _fail(str(exc), exc.exit_code)
+        except click_exc.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            _fail(exc.format_message() + hint, ExitCode.USAGE)
+        except click_exc.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except (KeyboardInterrupt, typer.Abort):
+            _fail("interrupted; jobs keep running in the background", ExitCode.INTERRUPTED)
+        except BrokenPipeError:
+            sys.stderr.close()
+            sys.exit(ExitCode.FAILED)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+app = typer.Typer(
+    name="sora",
+    cls=SoraGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sora {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Submit text-to-video jobs to a Videos API (the OpenAI Sora 2 contract), track them
+    in a local job store, and save the videos. A detached runner does the slow part.
+
+    \b
+    sora submit "a corgi surfing at sunset" --seconds 8 --size 1280x720
+    sora list
+    sora wait @last --download -o clips/
+    """
+    _verbose[0] = verbose
+
+
+# Importing the command modules registers their commands, in this order in --help.
+from . import submit  # noqa: E402, I001
+from . import jobs, wait, manage  # noqa: E402
+
+__all__ = ["app", "jobs", "manage", "submit", "wait"]

@@ -1,0 +1,151 @@
+"""`sora runner ...`, `sora config show`, `sora completions` and `sora fake-server`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from typing import Any
+
+import typer
+
+from ..errors import InvalidInput, SoraError
+from ..render import iso
+from ..spawn import ensure_runner, runner_alive, runner_info
+from . import app
+from .common import JSON_OPT, note, open_context, out
+
+runner_app = typer.Typer(help="The background runner that sends, polls and downloads jobs.",
+                         no_args_is_help=True)
+config_app = typer.Typer(help="Effective configuration.", no_args_is_help=True)
+app.add_typer(runner_app, name="runner")
+app.add_typer(config_app, name="config")
+
+SHELLS = ("bash", "zsh", "fish")
+
+
+def runner_state(ctx: Any) -> dict[str, Any]:
+    info = runner_info(ctx.settings.lock_path)
+    state: dict[str, Any] = {"running": info is not None, "pid": None, "jobs_in_flight": 0,
+                             "started_at": None, "runner_id": None, "heartbeat_at": None}
+    if info is None:
+        return state
+    state.update(pid=info.get("pid"), runner_id=info.get("runner_id"),
+                 started_at=iso(info.get("started_at")))
+    for row in ctx.store.runners():
+        if row["id"] == info.get("runner_id"):
+            state.update(jobs_in_flight=row["jobs_in_flight"],
+                         heartbeat_at=iso(row["heartbeat_at"]))
+    return state
+
+
+@runner_app.command("status")
+def runner_status(tctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """Is a runner alive for this store, and what is it doing?
+
+    \b
+    sora runner status --json
+    """
+    state = runner_state(open_context(tctx))
+    if as_json:
+        out(json.dumps(state))
+    elif state["running"]:
+        out(f"running: pid {state['pid']}, {state['jobs_in_flight']} job(s) in flight, "
+            f"since {state['started_at']}")
+    else:
+        out("not running")
+
+
+@runner_app.command("start")
+def runner_start(tctx: typer.Context) -> None:
+    """Start a runner for this store now (normally submit does it on demand)."""
+    s = open_context(tctx).settings
+    note("runner started" if ensure_runner(s.home, s.lock_path, s.log_path)
+         else "a runner is already running")
+
+
+@runner_app.command("stop")
+def runner_stop(
+    tctx: typer.Context,
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for it to exit."),
+) -> None:
+    """Stop the runner gracefully; jobs in flight are left to resume later.
+
+    Note that any later command that finds unfinished jobs starts a runner again.
+    """
+    ctx = open_context(tctx)
+    info = runner_info(ctx.settings.lock_path)
+    if info is None or not isinstance(info.get("pid"), int):
+        note("no runner is running")
+        return
+    try:
+        os.kill(info["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        note("no runner is running")
+        return
+    deadline = time.monotonic() + timeout
+    while runner_alive(ctx.settings.lock_path):
+        if time.monotonic() > deadline:
+            raise SoraError(f"the runner (pid {info['pid']}) did not stop within {timeout:g} s")
+        time.sleep(0.05)
+    note(f"runner stopped (pid {info['pid']})")
+
+
+@runner_app.command("serve", hidden=True)
+def runner_serve() -> None:
+    """Run the runner in the foreground (what the detached process runs)."""
+    from ..config import load_settings
+    from ..daemon import serve
+
+    raise typer.Exit(serve(load_settings()))
+
+
+@config_app.command("show")
+def config_show(tctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """Print the effective settings (env beats config file beats defaults); key masked.
+
+    \b
+    sora config show --json | jq .base_url
+    """
+    settings = open_context(tctx).settings
+    data = {**settings.public_dict(), "db_path": str(settings.db_path)}
+    if as_json:
+        out(json.dumps(data))
+    else:
+        for key, value in data.items():
+            out(f"{key} = {'' if value is None else value}")
+
+
+def completion_script(shell: str) -> str:
+    from typer._click.shell_completion import get_completion_class
+    from typer.main import get_command
+
+    cls = get_completion_class(shell)
+    if cls is None or shell not in SHELLS:
+        raise InvalidInput(f"unknown shell {shell!r}: use one of {', '.join(SHELLS)}")
+    return cls(get_command(app), {}, "sora", "_SORA_COMPLETE").source()
+
+
+@app.command("completions")
+def completions_cmd(shell: str = typer.Argument(..., help="bash, zsh or fish.")) -> None:
+    """Print the shell completion script.
+
+    \b
+    sora completions bash > ~/.local/share/bash-completion/completions/sora
+    """
+    out(completion_script(shell))
+
+
+@app.command("fake-server", add_help_option=False,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def fake_server_cmd(tctx: typer.Context) -> None:
+    """A local stand-in for the Videos API, for offline use and tests (--help for options).
+
+    \b
+    sora fake-server --port 8765 --job-seconds 5 &
+    OPENAI_BASE_URL=http://127.0.0.1:8765/v1 OPENAI_API_KEY=test sora submit "a fox"
+    """
+    from ..fake_server import main
+
+    raise typer.Exit(main(list(tctx.args)))

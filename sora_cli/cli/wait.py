@@ -1,0 +1,168 @@
+"""`sora wait` and `sora download`: watch the store until jobs finish, save videos."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ..errors import ExitCode, InvalidInput, SoraError
+from ..jobs import Job, JobStatus
+from ..render import failure_line, job_dict, json_line
+from ..services import Context, export, output_targets, read_refs, resolve_all, watch
+from . import app
+from .common import JSON_OPT, QUIET_OPT, note, open_context, out
+
+
+class _Progress:
+    """Live bars on stderr, only on a terminal; a no-op otherwise."""
+
+    def __init__(self, jobs: Sequence[Job], enabled: bool) -> None:
+        self._bars: Any = None
+        self._tasks: dict[str, Any] = {}
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bars = Progress(TextColumn("{task.description}"), BarColumn(),
+                              TextColumn("{task.percentage:>3.0f}%"),
+                              TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+                              console=Console(stderr=True), transient=True)
+        for job in jobs[:20]:
+            self._tasks[job.id] = self._bars.add_task(job.id, total=100, status=job.status)
+        self._bars.start()
+
+    def update(self, jobs: Sequence[Job]) -> None:
+        if self._bars is None:
+            return
+        for job in jobs:
+            if job.id in self._tasks:
+                self._bars.update(self._tasks[job.id], completed=job.progress,
+                                  status=job.status.value)
+
+    def stop(self) -> None:
+        if self._bars is not None:
+            self._bars.stop()
+
+
+def run_wait(ctx: Context, jobs: Sequence[Job], *, timeout: float | None, fail_fast: bool,
+             download: bool, out_path: str | None, as_json: bool, quiet: bool,
+             force: bool) -> int:
+    """Wait for jobs; print paths or JSON in argument order; return the exit code."""
+    if timeout is not None and timeout < 0:
+        raise InvalidInput("--timeout must be 0 or more seconds")
+    ids = [j.id for j in jobs]
+    targets = output_targets(ids, out_path, Path.cwd()) if download else {}
+    reported: set[str] = set()
+    failed = False
+    emitted = 0
+    latest = {j.id: j for j in jobs}
+    bars = _Progress(jobs, enabled=not quiet and sys.stderr.isatty())
+    try:
+        for snapshot in watch(ctx, ids, timeout=timeout):
+            latest.update({j.id: j for j in snapshot})
+            bars.update(snapshot)
+            for job in snapshot:
+                if job.status in (JobStatus.FAILED, JobStatus.CANCELLED) and job.id not in reported:
+                    reported.add(job.id)
+                    failed = True
+                    note(failure_line(job))
+            if failed and fail_fast:
+                break
+            while emitted < len(ids) and latest[ids[emitted]].status.is_final:
+                failed |= not _finish(ctx, latest[ids[emitted]], targets, as_json, force)
+                emitted += 1
+    finally:
+        bars.stop()
+    if failed:
+        return ExitCode.FAILED
+    if emitted < len(ids):
+        left = len(ids) - emitted
+        note(f"timed out after {timeout:g} s with {left} job(s) unfinished "
+             "(they keep running in the background)")
+        return ExitCode.TIMEOUT
+    return ExitCode.OK
+
+
+def _finish(ctx: Context, job: Job, targets: dict[str, Path], as_json: bool,
+            force: bool) -> bool:
+    """Output for one finished job, in argument order. False when saving it failed."""
+    data = job_dict(job)
+    ok = True
+    if job.status is JobStatus.COMPLETED and job.id in targets:
+        try:
+            path = export(ctx, job, targets[job.id], force=force)
+        except SoraError as exc:
+            note(f"job {job.id}: {exc}")
+            ok = False
+        else:
+            data["download_path"] = str(path)
+            if not as_json:
+                out(str(path))
+    if as_json:
+        out(json_line(data))
+    return ok
+
+
+@app.command("wait")
+def wait_cmd(
+    tctx: typer.Context,
+    ids: list[str] = typer.Argument(None, help="Job ids, prefixes, remote ids, @last; - reads "
+                                    "ids from stdin.", show_default=False),
+    all_: bool = typer.Option(False, "--all", help="Wait for every unfinished job."),
+    timeout: float = typer.Option(None, "--timeout", help="Give up after S seconds (exit 5).",
+                                  metavar="S"),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failure."),
+    download: bool = typer.Option(False, "--download", "-d", help="Save each video."),
+    output: str = typer.Option(None, "--output", "-o", help="Directory (or file name for "
+                               "one job) for --download; default: the current dir."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
+    as_json: bool = JSON_OPT,
+    quiet: bool = QUIET_OPT,
+) -> None:
+    """Wait until jobs finish (watching the local store), optionally saving the videos.
+
+    Exit 0 when all completed, 1 when any failed or was cancelled, 5 on --timeout.
+
+    \b
+    sora wait k3x9 --download -o clips/
+    sora submit -q "a red fox" | xargs sora wait --download
+    """
+    ctx = open_context(tctx)
+    stdin_text = sys.stdin.read() if "-" in (ids or []) else None
+    refs = read_refs(ids or [], stdin_text)
+    if all_:
+        jobs = ctx.store.list_jobs(statuses=sorted(s for s in JobStatus if s.is_active), limit=None)
+        jobs.reverse()  # oldest first
+    elif not refs:
+        raise InvalidInput("name the jobs to wait for (ids, -, or --all)")
+    else:
+        jobs = resolve_all(ctx, refs)
+    code = run_wait(ctx, jobs, timeout=timeout, fail_fast=fail_fast, download=download,
+                    out_path=output, as_json=as_json, quiet=quiet, force=force)
+    raise typer.Exit(code)
+
+
+@app.command("download")
+def download_cmd(
+    tctx: typer.Context,
+    job_id: str = typer.Argument(..., metavar="ID", help="Job id, prefix, remote id or @last."),
+    output: str = typer.Option(None, "--output", "-o", help="File or directory to write."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
+    """Save a finished job's video: the runner's copy, or fetched while not expired.
+
+    \b
+    sora download k3x9 -o corgi.mp4
+    """
+    ctx = open_context(tctx)
+    job = ctx.store.resolve(job_id)
+    ctx.kick_runner()
+    if job.status is not JobStatus.COMPLETED and job.remote_status != "completed":
+        raise SoraError(f"job {job.id} is {job.status}: nothing to download yet")
+    dest = output_targets([job.id], output, Path.cwd())[job.id]
+    out(str(export(ctx, job, dest, force=force)))

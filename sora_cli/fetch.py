@@ -1,0 +1,33 @@
+"""The bridge from settings to the API client, and the one-off fetch `sora download` uses
+when the runner did not save a video."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from .api import ApiSettings, VideosClient
+from .config import Settings
+from .download import download_to
+
+
+def api_settings(settings: Settings) -> ApiSettings:
+    return ApiSettings(
+        base_url=settings.base_url, api_key=settings.api_key or "",
+        auth_style="azure" if settings.auth_style == "azure" else "bearer",
+        organization=settings.organization, project=settings.project,
+        timeout=settings.request_timeout, max_retries=settings.max_retries,
+        ca_bundle=settings.ca_bundle,
+    )
+
+
+def fetch_video(settings: Settings, remote_id: str, dest: Path) -> None:
+    from .services import require_key
+
+    require_key(settings)
+
+    async def go() -> None:
+        async with VideosClient(api_settings(settings)) as client:
+            await download_to(client, remote_id, dest)
+
+    asyncio.run(go())
