@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +24,13 @@ from .download import download_to
 from .errors import AmbiguousCreate, ApiError, SoraError, TransportError
 from .jobs import Job, JobError, JobStatus
 from .reconcile import find_created
+from .retry import backoff_delay
 from .store import LeaseLost, Store
 
 log = logging.getLogger("sora.runner")
 HEARTBEAT = 2.0  # seconds between runner heartbeats in the store
 TICK = 0.5  # how often the loop looks for new work when it has spare capacity
-MAX_CREATE_ATTEMPTS = 3
+MAX_CREATE_ATTEMPTS = 8  # each re-send only after the remote list showed no job
 MAX_DOWNLOAD_ROUNDS = 5
 RECONCILE_PAUSE = 2.0  # let an unanswered create land before reading the remote list
 
@@ -37,10 +38,12 @@ RECONCILE_PAUSE = 2.0  # let an unanswered create land before reading the remote
 class RateLimit:
     """At most `per_minute` creates in any 60 s window."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._per_minute = per_minute
         self._sent: deque[float] = deque()
         self._clock = clock
+        self._sleep = sleep
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
@@ -52,7 +55,7 @@ class RateLimit:
                 if len(self._sent) < self._per_minute:
                     self._sent.append(now)
                     return
-                await asyncio.sleep(60 - (now - self._sent[0]))
+                await self._sleep(60 - (now - self._sent[0]))
 
 
 @dataclass
@@ -234,9 +237,11 @@ class Runner:
                 "create_failed", f"no answer to {job.create_attempts} create attempts and no "
                 "matching remote video; not sending again"))
         else:
+            delay = backoff_delay(job.create_attempts)
             self.store.transition(job.id, JobStatus.QUEUED, owner=self.id, event="requeued",
                                   message="the unanswered create made no remote video; "
-                                  "sending again")
+                                  f"sending again in {delay:.1f} s")
+            await asyncio.sleep(delay)
 
     async def _poll(self, job: Job, pace: PollPace) -> None:
         assert job.remote_id is not None

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .config import ensure_home
+
 LOCK_RETRY_SECONDS = 1.0
 
 
@@ -96,6 +98,7 @@ def start_runner(home: Path, log_path: Path) -> None:
 
 def ensure_runner(home: Path, lock_path: Path, log_path: Path) -> bool:
     """Start a runner when none is alive. Returns True when one was started."""
+    ensure_home(home)
     if runner_alive(lock_path):
         return False
     start_runner(home, log_path)

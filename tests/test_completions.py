@@ -1,0 +1,35 @@
+"""completions/ holds what `sora completions SHELL` prints; a stale file fails here.
+
+Regenerate with:  for sh in bash zsh fish; do sora completions $sh > completions/sora.$sh; done
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sora_cli.cli.manage import SHELLS, completion_script
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_shipped_completion_scripts_are_current(shell: str) -> None:
+    shipped = (ROOT / "completions" / f"sora.{shell}").read_text()
+    assert shipped == completion_script(shell) + "\n", (
+        f"completions/sora.{shell} is stale: regenerate it (see this file's docstring)")
+
+
+def test_completion_answers_commands_and_options(tmp_path: Path) -> None:
+    sora = str(Path(sys.executable).with_name("sora"))
+    env = {**os.environ, "SORA_HOME": str(tmp_path), "_SORA_COMPLETE": "complete_bash",
+           "COMP_CWORD": "2", "COMP_WORDS": "sora submit --si"}
+    r = subprocess.run([sora], env=env, capture_output=True, text=True, timeout=30)
+    assert r.stdout.split() == ["--size"]
+    env.update(COMP_CWORD="1", COMP_WORDS="sora wa")
+    r = subprocess.run([sora], env=env, capture_output=True, text=True, timeout=30)
+    assert r.stdout.split() == ["wait"]
