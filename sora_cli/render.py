@@ -16,7 +16,14 @@ from typing import Any, TextIO
 
 from .jobs import Job
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|\x1b\[[0-?]*[ -/]*[@-~]")
+# Whole escape sequences first (else only the ESC would go and "[31m" would stay),
+# then any control character left; newline and tab are kept.
+_CONTROL = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, erase
+    r"|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC, DCS...: titles, hyperlinks
+    r"|\x1b[ -/]*[0-~]"  # other two-byte escapes
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
 _COLOURS = {
     "queued": "2", "submitting": "36", "running": "36", "downloading": "34",
     "completed": "32", "failed": "31", "cancelled": "33",
@@ -83,8 +90,9 @@ def table(jobs: Sequence[Job], *, colour: bool, prompt_width: int = 40) -> str:
     """Aligned columns, newest first as given; plain text when not a terminal."""
     head = ("ID", "STATUS", "PROGRESS", "MODEL", "SIZE", "SECS", "EST.COST", "CREATED", "PROMPT")
     rows = [
-        (j.id, j.status.value, f"{j.progress}%", j.model, j.size, str(j.seconds),
-         cost_text(j.estimated_cost), (iso(j.created_at) or "")[:19].replace("T", " "),
+        (j.id, j.status.value, f"{j.progress}%", _short(j.model, 40), _short(j.size, 20),
+         str(j.seconds), cost_text(j.estimated_cost),
+         (iso(j.created_at) or "")[:19].replace("T", " "),
          _short(j.prompt, prompt_width))
         for j in jobs
     ]
@@ -111,7 +119,7 @@ def detail(job: Job, *, colour: bool) -> str:
         where = ", ".join(x for x in (
             f"HTTP {e.http_status}" if e.http_status else "",
             f"request {e.request_id}" if e.request_id else "") if x)
-        lines.append(f"  {'error:':15} {clean(e.code or 'error')}: {clean(e.message)}"
+        lines.append(f"  {'error:':15} {_short(e.code or 'error', 80)}: {_short(e.message, 2000)}"
                      + (f" ({where})" if where else ""))
     lines.append(f"  {'prompt:':15} {_short(job.prompt, 200)}")
     return "\n".join(lines)
@@ -119,5 +127,7 @@ def detail(job: Job, *, colour: bool) -> str:
 
 def failure_line(job: Job) -> str:
     e = job.error
-    reason = f"{clean(e.code or 'error')}: {clean(e.message)}" if e else job.status.value
-    return f"job {job.id} {job.status.value}: {reason}"
+    if e is None:
+        return f"job {job.id} {job.status.value}"
+    code, message = _short(e.code or "error", 80), _short(e.message, 500)
+    return f"job {job.id} {job.status.value}: {code}: {message}"

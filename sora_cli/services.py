@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,12 +145,26 @@ def output_targets(ids: Sequence[str], out: str | None, cwd: Path) -> dict[str, 
     or more than one job is written; otherwise the file name for the single job."""
     if out is None:
         return {i: cwd / f"{i}.mp4" for i in ids}
+    path, is_dir = output_path(out, cwd, count=len(ids))
+    if is_dir:
+        return {i: path / f"{i}.mp4" for i in ids}
+    return {ids[0]: path} if ids else {}
+
+
+def output_path(out: str, cwd: Path, *, count: int) -> tuple[Path, bool]:
+    """`-o` made absolute, and whether it names a directory (see `output_targets`)."""
     path = Path(out).expanduser()
     if not path.is_absolute():
         path = cwd / path
-    if path.is_dir() or out.endswith(("/", os.sep)) or len(ids) > 1:
-        return {i: path / f"{i}.mp4" for i in ids}
-    return {ids[0]: path} if ids else {}
+    return path, path.is_dir() or out.endswith(("/", os.sep)) or count > 1
+
+
+def refuse_existing(paths: Iterable[Path], *, force: bool) -> None:
+    """Fail (exit 2) before any waiting when a file would be overwritten without `force`."""
+    for path in paths:
+        if path.is_dir() or (path.exists() and not force):
+            what = "is a directory" if path.is_dir() else "exists; use --force to overwrite it"
+            raise InvalidInput(f"{path} {what}")
 
 
 def export(ctx: Context, job: Job, dest: Path, *, force: bool) -> Path:

@@ -7,6 +7,7 @@ traceback only with -v), Ctrl-C becomes 130.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -23,15 +24,31 @@ _verbose: list[bool] = [False]
 
 
 def _fail(message: str, code: int) -> None:
-    sys.stderr.write(f"sora: {clean(message)}\n")
+    line = " ".join(clean(message).splitlines()).strip()  # always exactly one line
+    sys.stderr.write(f"sora: {line}\n")
     sys.stderr.flush()
     sys.exit(code)
 
 
+class _Interrupted(Exception):
+    """Ctrl-C inside a command (Typer would turn it into a silent exit 130)."""
+
+
 class SoraGroup(TyperGroup):
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted from None
+
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
              windows_expand_args: bool = True, **extra: Any) -> Any:
+        _verbose[0] = False  # a previous in-process call (tests) must not leak -v
+        if "_SORA_COMPLETE" in os.environ:  # a shell asks for completions
+            from typer._completion_classes import completion_init
+
+            completion_init()
         try:
             rv = super().main(args, prog_name or "sora", complete_var, standalone_mode=False,
                               windows_expand_args=windows_expand_args, **extra)
@@ -41,16 +58,26 @@ class SoraGroup(TyperGroup):
 
                 traceback.print_exc()
             _fail(str(exc), exc.exit_code)
+        except click_exc.NoArgsIsHelpError as exc:  # `sora` or `sora runner` alone: the help
+            sys.stderr.write(exc.format_message() + "\n")
+            sys.exit(ExitCode.USAGE)
         except click_exc.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
             _fail(exc.format_message() + hint, ExitCode.USAGE)
         except click_exc.ClickException as exc:
             _fail(exc.format_message(), exc.exit_code)
-        except (KeyboardInterrupt, typer.Abort):
+        except (KeyboardInterrupt, _Interrupted, typer.Abort):
             _fail("interrupted; jobs keep running in the background", ExitCode.INTERRUPTED)
         except BrokenPipeError:
             sys.stderr.close()
             sys.exit(ExitCode.FAILED)
+        except OSError as exc:  # a file sora was asked to read or write: one line, not a trace
+            if _verbose[0]:
+                import traceback
+
+                traceback.print_exc()
+            where = f": {exc.filename}" if exc.filename else ""
+            _fail(f"{exc.strerror or exc}{where}", ExitCode.FAILED)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

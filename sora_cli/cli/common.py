@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 
 import typer
 
-from ..config import load_settings
+from ..config import default_home, load_settings
+from ..errors import InvalidInput, StoreError
 from ..jobs import Job
-from ..render import job_dict, json_line
+from ..render import clean, job_dict, json_line
 from ..services import Context
 
 
 def open_context(tctx: typer.Context | None = None) -> Context:
     warnings: list[str] = []
-    ctx = Context(load_settings(warn=warnings), warnings)
+    try:
+        settings = load_settings(warn=warnings)
+    except InvalidInput:
+        _check_home()  # a data dir that cannot exist is an unusable store (1), not bad input
+        raise
+    ctx = Context(settings, warnings)
     for w in warnings:
         note(w)
     if tctx is not None:
@@ -23,9 +30,19 @@ def open_context(tctx: typer.Context | None = None) -> Context:
     return ctx
 
 
+def _check_home() -> None:
+    home = default_home(os.environ)
+    for path in (home, *home.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise StoreError(f"cannot create data dir {home}: {path} is not a directory")
+            return
+
+
 def note(message: str) -> None:
-    """A line for the human on stderr (never data)."""
-    sys.stderr.write(f"sora: {message}\n")
+    """A line for the human on stderr (never data); server text is made terminal-safe."""
+    line = " ".join(clean(message).splitlines())
+    sys.stderr.write(f"sora: {line}\n")
     sys.stderr.flush()
 
 

@@ -59,7 +59,11 @@ def runner_status(tctx: typer.Context, as_json: bool = JSON_OPT) -> None:
 
 @runner_app.command("start")
 def runner_start(tctx: typer.Context) -> None:
-    """Start a runner for this store now (normally submit does it on demand)."""
+    """Start a runner for this store now (normally submit does it on demand).
+
+    \b
+    sora runner start && sora runner status
+    """
     s = open_context(tctx).settings
     note("runner started" if ensure_runner(s.home, s.lock_path, s.log_path)
          else "a runner is already running")
@@ -73,6 +77,9 @@ def runner_stop(
     """Stop the runner gracefully; jobs in flight are left to resume later.
 
     Note that any later command that finds unfinished jobs starts a runner again.
+
+    \b
+    sora runner stop --timeout 10
     """
     ctx = open_context(tctx)
     info = runner_info(ctx.settings.lock_path)
@@ -119,8 +126,10 @@ def config_show(tctx: typer.Context, as_json: bool = JSON_OPT) -> None:
 
 def completion_script(shell: str) -> str:
     from typer._click.shell_completion import get_completion_class
+    from typer._completion_classes import completion_init
     from typer.main import get_command
 
+    completion_init()
     cls = get_completion_class(shell)
     if cls is None or shell not in SHELLS:
         raise InvalidInput(f"unknown shell {shell!r}: use one of {', '.join(SHELLS)}")
@@ -146,6 +155,16 @@ def fake_server_cmd(tctx: typer.Context) -> None:
     sora fake-server --port 8765 --job-seconds 5 &
     OPENAI_BASE_URL=http://127.0.0.1:8765/v1 OPENAI_API_KEY=test sora submit "a fox"
     """
+    import contextlib
+    import inspect
+    import textwrap
+
     from ..fake_server import main
 
+    if {"-h", "--help"} & set(tctx.args):  # argparse's help, then our examples
+        with contextlib.suppress(SystemExit):
+            main(["--help"])
+        examples = inspect.cleandoc((fake_server_cmd.__doc__ or "").split("\b")[-1])
+        out("\nexamples:\n" + textwrap.indent(examples, "  "))
+        return
     raise typer.Exit(main(list(tctx.args)))

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
 from ..errors import InvalidInput
 from ..jobs import VideoRequest, parse_seconds
-from ..services import submit
+from ..services import output_path, refuse_existing, submit
 from . import app
 from .common import JSON_OPT, QUIET_OPT, note, open_context, print_jobs
-from .wait import run_wait
 
 
 @app.command("submit")
@@ -49,6 +49,9 @@ def submit_cmd(
                        seconds=parse_seconds(seconds if seconds is not None else s.seconds))
     if (output is not None or force) and not download:
         raise InvalidInput("--output and --force go with --download")
+    if download and output is not None:
+        path, is_dir = output_path(output, Path.cwd(), count=1)
+        refuse_existing([] if is_dir else [path], force=force)  # before anything is recorded
     (job,) = submit(ctx, [req])
     waiting = wait or download
     if download:
@@ -56,6 +59,8 @@ def submit_cmd(
     elif not (waiting and as_json):
         print_jobs([job], as_json=as_json, quiet=True)  # the object, or just the id
     if waiting:
+        from .wait import run_wait  # here, so that `submit` comes first in --help
+
         raise typer.Exit(run_wait(ctx, [job], timeout=timeout, fail_fast=True,
                                   download=download, out_path=output, as_json=as_json,
                                   quiet=quiet, force=force))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,15 @@ import typer
 from ..errors import ExitCode, InvalidInput, SoraError
 from ..jobs import Job, JobStatus
 from ..render import failure_line, job_dict, json_line
-from ..services import Context, export, output_targets, read_refs, resolve_all, watch
+from ..services import (
+    Context,
+    export,
+    output_targets,
+    read_refs,
+    refuse_existing,
+    resolve_all,
+    watch,
+)
 from . import app
 from .common import JSON_OPT, QUIET_OPT, note, open_context, out
 
@@ -57,6 +65,7 @@ def run_wait(ctx: Context, jobs: Sequence[Job], *, timeout: float | None, fail_f
         raise InvalidInput("--timeout must be 0 or more seconds")
     ids = [j.id for j in jobs]
     targets = output_targets(ids, out_path, Path.cwd()) if download else {}
+    refuse_existing(targets.values(), force=force)
     reported: set[str] = set()
     failed = False
     emitted = 0
@@ -71,21 +80,27 @@ def run_wait(ctx: Context, jobs: Sequence[Job], *, timeout: float | None, fail_f
                     reported.add(job.id)
                     failed = True
                     note(failure_line(job))
-            if failed and fail_fast:
-                break
             while emitted < len(ids) and latest[ids[emitted]].status.is_final:
                 failed |= not _finish(ctx, latest[ids[emitted]], targets, as_json, force)
                 emitted += 1
+            if failed and fail_fast:
+                break
     finally:
         bars.stop()
     if failed:
-        return ExitCode.FAILED
+        return _failure_code(latest.values())
     if emitted < len(ids):
-        left = len(ids) - emitted
-        note(f"timed out after {timeout:g} s with {left} job(s) unfinished "
+        after = "" if timeout is None else f" after {timeout:g} s"
+        note(f"timed out{after} with {len(ids) - emitted} job(s) unfinished "
              "(they keep running in the background)")
         return ExitCode.TIMEOUT
     return ExitCode.OK
+
+
+def _failure_code(jobs: Iterable[Job]) -> int:
+    """4 when the server rejected our credentials (fixing the key is the way on), else 1."""
+    rejected = any(j.error is not None and j.error.http_status in (401, 403) for j in jobs)
+    return ExitCode.AUTH if rejected else ExitCode.FAILED
 
 
 def _finish(ctx: Context, job: Job, targets: dict[str, Path], as_json: bool,
@@ -102,10 +117,18 @@ def _finish(ctx: Context, job: Job, targets: dict[str, Path], as_json: bool,
         else:
             data["download_path"] = str(path)
             if not as_json:
-                out(str(path))
+                out(shown(path))
     if as_json:
         out(json_line(data))
     return ok
+
+
+def shown(path: Path) -> str:
+    """A saved file's path as the user wrote it: relative when under the current dir."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 @app.command("wait")
@@ -126,7 +149,8 @@ def wait_cmd(
 ) -> None:
     """Wait until jobs finish (watching the local store), optionally saving the videos.
 
-    Exit 0 when all completed, 1 when any failed or was cancelled, 5 on --timeout.
+    Exit 0 when all completed, 1 when any failed or was cancelled (4 when the server
+    rejected the API key), 5 on --timeout.
 
     \b
     sora wait k3x9 --download -o clips/
@@ -165,4 +189,4 @@ def download_cmd(
     if job.status is not JobStatus.COMPLETED and job.remote_status != "completed":
         raise SoraError(f"job {job.id} is {job.status}: nothing to download yet")
     dest = output_targets([job.id], output, Path.cwd())[job.id]
-    out(str(export(ctx, job, dest, force=force)))
+    out(shown(export(ctx, job, dest, force=force)))
