@@ -8,6 +8,7 @@ OPENAI_ORG_ID, OPENAI_PROJECT_ID). The API key is kept out of every repr.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import sys
@@ -100,8 +101,9 @@ _SDK_ENV: Final = {
 
 
 def default_home(env: Mapping[str, str]) -> Path:
+    # Absolute, so that the path means the same store whatever the current directory.
     if env.get("SORA_HOME"):
-        return Path(env["SORA_HOME"]).expanduser()
+        return Path(env["SORA_HOME"]).expanduser().absolute()
     from platformdirs import user_data_path
 
     return user_data_path(APP_NAME, appauthor=False)
@@ -109,7 +111,7 @@ def default_home(env: Mapping[str, str]) -> Path:
 
 def _config_candidates(home: Path, env: Mapping[str, str]) -> list[Path]:
     if env.get("SORA_CONFIG"):
-        return [Path(env["SORA_CONFIG"]).expanduser()]
+        return [Path(env["SORA_CONFIG"]).expanduser().absolute()]
     found = [home / "config.toml"]
     if not env.get("SORA_HOME"):
         from platformdirs import user_config_path
@@ -140,15 +142,16 @@ def _read_toml(path: Path, warn: list[str]) -> dict[str, Any]:
 def _coerce(key: str, value: Any, origin: str) -> Any:
     try:
         if key in _INT_KEYS:
-            if isinstance(value, bool):
-                raise ValueError
+            if not isinstance(value, int | str) or isinstance(value, bool):
+                raise ValueError  # 2.5 would silently become 2
             return int(value)
         if key in _FLOAT_KEYS:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not math.isfinite(number := float(value)):
                 raise ValueError
-            return float(value)
+            return number
     except (TypeError, ValueError):
-        raise InvalidInput(f"{origin}: {key} must be a number (got {value!r})") from None
+        kind = "a whole number" if key in _INT_KEYS else "a number"
+        raise InvalidInput(f"{origin}: {key} must be {kind} (got {value!r})") from None
     if not isinstance(value, str):
         raise InvalidInput(f"{origin}: {key} must be a string (got {value!r})")
     return value
@@ -171,6 +174,8 @@ def load_settings(env: Mapping[str, str] | None = None, warn: list[str] | None =
                     continue
                 values[key] = _coerce(key, value, str(candidate))
             break
+    if config_file is None and env.get("SORA_CONFIG"):
+        warnings.append(f"SORA_CONFIG names {env['SORA_CONFIG']}, which does not exist")
     values["config_file"] = config_file
     for key in _INT_KEYS | _FLOAT_KEYS | _STR_KEYS:
         for name in (f"SORA_{key.upper()}", _SDK_ENV.get(key)):
@@ -189,6 +194,10 @@ def _check(s: Settings) -> None:
         raise InvalidInput("max_in_flight and creates_per_minute must be at least 1")
     if not 0 < s.poll_min_seconds <= s.poll_max_seconds:
         raise InvalidInput("poll_min_seconds must be > 0 and <= poll_max_seconds")
+    if s.lease_seconds <= 0 or s.request_timeout <= 0:
+        raise InvalidInput("lease_seconds and request_timeout must be > 0")
+    if s.idle_exit_seconds < 0 or s.max_retries < 0:
+        raise InvalidInput("idle_exit_seconds and max_retries must be 0 or more")
     if not s.base_url.startswith(("http://", "https://")):
         raise InvalidInput(f"base_url must start with http:// or https:// (got {s.base_url!r})")
 

@@ -5,6 +5,7 @@ Pure rules, no I/O: nothing here imports an HTTP, database or terminal library.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -71,11 +72,24 @@ DEFAULT_SIZE: Final = "720x1280"
 DEFAULT_SECONDS: Final = 4
 
 
+# A family name alone, or a dated snapshot of it ("sora-2-pro-2025-10-06").
+_FAMILY: Final = re.compile(r"(sora-2(?:-pro)?)(?:-[0-9]{4}-[0-9]{2}-[0-9]{2})?")
+_SIZE: Final = re.compile(r"[1-9][0-9]{0,4}x[1-9][0-9]{0,4}")
+
+
+def model_family(model: str) -> str | None:
+    """`sora-2` or `sora-2-pro` for a model of that family, else None (a model we
+    know nothing about: "sora-20" or "sora-2-mini" are not sora-2 snapshots)."""
+    m = _FAMILY.fullmatch(model)
+    return m.group(1) if m else None
+
+
 def sizes_for(model: str) -> tuple[str, ...] | None:
     """Sizes a model accepts, or None for a model we know nothing about (passed through)."""
-    if model.startswith("sora-2-pro"):
+    family = model_family(model)
+    if family == "sora-2-pro":
         return SIZES_PRO
-    if model.startswith("sora-2"):
+    if family == "sora-2":
         return SIZES_720P
     return None
 
@@ -99,7 +113,9 @@ def parse_seconds(value: str | int) -> int:
 
 
 def validate_request(req: VideoRequest) -> VideoRequest:
-    """Check a request before anything is recorded; raise InvalidInput with one clear line."""
+    """Check a request before anything is recorded; raise InvalidInput with one clear line.
+
+    Returns the request with `seconds` as an int (it may arrive as "8")."""
     if not req.prompt.strip():
         raise InvalidInput("the prompt is empty")
     if len(req.prompt) > MAX_PROMPT_CHARS:
@@ -108,7 +124,9 @@ def validate_request(req: VideoRequest) -> VideoRequest:
         )
     if not req.model.strip():
         raise InvalidInput("--model is empty")
-    parse_seconds(req.seconds)
+    if not req.model.isprintable() or any(c.isspace() for c in req.model):
+        raise InvalidInput(f"--model must be a model name (got {req.model!r})")
+    seconds = parse_seconds(req.seconds)
     allowed = sizes_for(req.model)
     if allowed is None:
         if not _looks_like_size(req.size):
@@ -120,12 +138,12 @@ def validate_request(req: VideoRequest) -> VideoRequest:
                 f"use {' or '.join(allowed)}, or a sora-2-pro model"
             )
         raise InvalidInput(f"--size must be one of {', '.join(allowed)} (got {req.size!r})")
-    return req
+    return replace(req, seconds=seconds)
 
 
 def _looks_like_size(size: str) -> bool:
-    w, sep, h = size.partition("x")
-    return bool(sep) and w.isdigit() and h.isdigit()
+    # ASCII digits only: str.isdigit() also takes "²" or Arabic-Indic digits.
+    return _SIZE.fullmatch(size) is not None
 
 
 # --- price estimate ------------------------------------------------------------
@@ -140,8 +158,9 @@ _PRICES: Final[tuple[tuple[str, tuple[str, ...], float], ...]] = (
 
 def estimated_cost(model: str, size: str, seconds: int) -> float | None:
     """Estimated USD for one video, or None for a model/size with no known price."""
-    for prefix, sizes, per_second in _PRICES:
-        if model.startswith(prefix) and size in sizes:
+    family = model_family(model)
+    for name, sizes, per_second in _PRICES:
+        if family == name and size in sizes:
             return round(per_second * seconds, 4)
     return None
 

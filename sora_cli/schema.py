@@ -95,7 +95,8 @@ def sqlite_ddl() -> list[str]:
     out: list[str] = []
     for table in SQLModel.metadata.sorted_tables:
         out.append(str(CreateTable(table).compile(dialect=dialect)).strip())
-        out.extend(str(CreateIndex(ix).compile(dialect=dialect)).strip() for ix in table.indexes)
+        indexes = sorted(table.indexes, key=lambda ix: str(ix.name))  # a set: fix the order
+        out.extend(str(CreateIndex(ix).compile(dialect=dialect)).strip() for ix in indexes)
     return out
 
 

@@ -91,6 +91,8 @@ def start_runner(home: Path, log_path: Path) -> None:
             [sys.executable, "-m", "sora_cli", "runner", "serve"],
             stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
             start_new_session=True, close_fds=True, cwd=home,
+            # the runner must serve this very store, even when SORA_HOME was relative
+            env={**os.environ, "SORA_HOME": str(home.resolve())},
         )
     finally:
         os.close(log_fd)

@@ -1,26 +1,22 @@
-"""The job store: a SQLite file (WAL) and the repository over it.
+"""The job store: the repository over a SQLite file (WAL), one class, `Store`.
 
-Plain `sqlite3` on purpose: this module is on the path of every command, so it
-must not import SQLAlchemy (see schema.py for the tables and migrations.py for
-how a store is created or upgraded). Every write is one short `BEGIN IMMEDIATE`
-transaction that also appends to `events`; with WAL and a busy timeout, many CLI
-processes and the runner share the file without "database is locked".
+Every write is one short `BEGIN IMMEDIATE` transaction that also appends to the
+append-only `events` table. The parts: store_sql.py (opening the file, rows,
+transactions), leases.py (runner leases and the runner registry, mixed in here),
+schema.py and migrations.py (the tables, and creating or upgrading a store).
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from .errors import InvalidInput, JobNotFound, StoreError
 from .jobs import (
-    ACTIVE_STATUSES,
     MIN_PREFIX,
     Job,
     JobError,
@@ -30,96 +26,38 @@ from .jobs import (
     looks_like_remote_id,
     new_job_id,
 )
-from .migrations import migrate
+from .leases import LeaseMixin
+from .store_sql import (
+    ACTIVE_SQL,
+    BUSY_TIMEOUT_MS,
+    EVENT_COLUMNS,
+    JOB_COLUMNS,
+    SELECT_JOB,
+    Event,
+    connect,
+    fetch_job,
+    insert_event,
+    row_to_job,
+    write,
+)
 
-JOB_COLUMNS: Final = (
-    "id", "prompt", "model", "size", "seconds", "status", "remote_id", "remote_status",
-    "progress", "created_at", "updated_at", "submitted_at", "completed_at", "expires_at",
-    "error_code", "error_message", "error_http_status", "error_request_id", "output_path",
-    "bytes", "sha256", "create_attempts", "poll_count", "download_attempts",
-    "create_started_at", "lease_owner", "lease_expires_at",
-)
-EVENT_COLUMNS: Final = (
-    "id", "job_id", "at", "kind", "from_status", "to_status", "attempt", "http_status",
-    "request_id", "retry_in", "message", "runner_id",
-)
-_SELECT_JOB: Final = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"
-_ACTIVE_SQL: Final = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE_STATUSES))
+__all__ = ["BUSY_TIMEOUT_MS", "EVENT_COLUMNS", "JOB_COLUMNS", "Event", "LeaseLost", "Store"]
+
 _UPDATABLE: Final = frozenset(JOB_COLUMNS) - {"id", "status", "created_at"}
-BUSY_TIMEOUT_MS: Final = 30_000
 
 
 class LeaseLost(StoreError):
     """The job is no longer this runner's to work (cancelled, or taken over)."""
 
 
-@dataclass(frozen=True)
-class Event:
-    id: int
-    job_id: str
-    at: float
-    kind: str
-    from_status: str | None
-    to_status: str | None
-    attempt: int | None
-    http_status: int | None
-    request_id: str | None
-    retry_in: float | None
-    message: str | None
-    runner_id: str | None
-
-
-def _row_to_job(row: Sequence[Any]) -> Job:
-    d = dict(zip(JOB_COLUMNS, row, strict=True))
-    error = None
-    if d["error_message"] is not None or d["error_code"] is not None:
-        error = JobError(
-            code=d["error_code"], message=d["error_message"] or "",
-            http_status=d["error_http_status"], request_id=d["error_request_id"],
-        )
-    for key in ("error_code", "error_message", "error_http_status", "error_request_id"):
-        del d[key]
-    d["status"] = JobStatus(d["status"])
-    return Job(error=error, **d)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    if not path.exists():
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        except OSError as exc:
-            raise StoreError(f"cannot create the job store {path}: {exc.strerror}") from None
-    try:
-        conn = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-        )
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        migrate(conn, path=str(path))
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(_explain(path, exc)) from None
-    return conn
-
-
-def _explain(path: Path, exc: sqlite3.DatabaseError) -> str:
-    text = str(exc)
-    if "not a database" in text or "malformed" in text:
-        return f"{path} is not a sora job store (not a SQLite database); move it away"
-    if "readonly" in text or "unable to open" in text:
-        return f"cannot write the job store {path} (read-only file or directory?)"
-    return f"job store {path}: {text}"
-
-
-class Store:
+class Store(LeaseMixin):
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
 
     @classmethod
     def open(cls, path: Path) -> Store:
-        return cls(_connect(path), path)
+        return cls(connect(path), path)
 
     def close(self) -> None:
         self._conn.close()
@@ -132,28 +70,8 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreError(_explain(self.path, exc)) from None
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        try:
-            self._conn.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            self._conn.execute("ROLLBACK")
-            raise StoreError(_explain(self.path, exc)) from None
-
-    def _event(self, conn: sqlite3.Connection, job_id: str, kind: str, at: float,
-               **fields: Any) -> None:
-        cols = ["job_id", "kind", "at", *fields]
-        conn.execute(
-            f"INSERT INTO events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-            (job_id, kind, at, *fields.values()),
-        )
+        with write(self._conn, self.path) as conn:
+            yield conn
 
     # --- writes -------------------------------------------------------------
 
@@ -174,7 +92,7 @@ class Store:
                     (job.id, job.prompt, job.model, job.size, job.seconds, job.status.value,
                      at, at),
                 )
-                self._event(conn, job.id, "created", at, to_status=job.status.value)
+                insert_event(conn, job.id, "created", at, to_status=job.status.value)
                 jobs.append(job)
         return jobs
 
@@ -205,16 +123,18 @@ class Store:
                               error_http_status=error.http_status,
                               error_request_id=error.request_id)
             self._set(conn, job_id, now, status=to.value, **fields)
-            self._event(conn, job_id, event or to.value, now, from_status=job.status.value,
-                        to_status=to.value, attempt=attempt,
-                        message=message or (error.message if error else None),
-                        http_status=error.http_status if error else None,
-                        request_id=error.request_id if error else None, runner_id=owner)
+            insert_event(conn, job_id, event or to.value, now, from_status=job.status.value,
+                         to_status=to.value, attempt=attempt,
+                         message=message or (error.message if error else None),
+                         http_status=error.http_status if error else None,
+                         request_id=error.request_id if error else None, runner_id=owner)
         return self.get(job_id) or job
 
     def update(self, job_id: str, *, owner: str | None = None, now: float | None = None,
                **fields: Any) -> None:
         """Change non-status fields (progress, remote status...) of a job."""
+        if "status" in fields:
+            raise ValueError("a job's status changes only through transition()")
         now = time.time() if now is None else now
         with self._write() as conn:
             self._locked_job(conn, job_id, owner)
@@ -224,13 +144,12 @@ class Store:
         """Append an event (an HTTP attempt, a retry, a note) without changing the job."""
         now = time.time() if now is None else now
         with self._write() as conn:
-            self._event(conn, job_id, kind, now, **fields)
+            insert_event(conn, job_id, kind, now, **fields)
 
     def _locked_job(self, conn: sqlite3.Connection, job_id: str, owner: str | None) -> Job:
-        row = conn.execute(f"{_SELECT_JOB} WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
+        job = fetch_job(conn, job_id)
+        if job is None:
             raise JobNotFound(f"no such job: {job_id}")
-        job = _row_to_job(row)
         if owner is not None and job.lease_owner != owner:
             raise LeaseLost(f"job {job_id} is no longer leased to this runner")
         return job
@@ -243,75 +162,27 @@ class Store:
         sets = ", ".join(f"{k} = ?" for k in fields)
         conn.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*fields.values(), job_id))
 
-    # --- leases ---------------------------------------------------------------
-
-    def claim(self, owner: str, limit: int, lease_seconds: float,
-              now: float | None = None) -> list[Job]:
-        """Lease up to `limit` unfinished jobs that nobody (alive) holds, oldest first."""
-        now = time.time() if now is None else now
-        if limit <= 0:
-            return []
-        with self._write() as conn:
-            rows = conn.execute(
-                f"{_SELECT_JOB} WHERE status IN ({_ACTIVE_SQL}) AND (lease_owner IS NULL "
-                "OR lease_expires_at < ?) ORDER BY created_at LIMIT ?", (now, limit),
-            ).fetchall()
-            jobs = [_row_to_job(r) for r in rows]
-            for job in jobs:
-                conn.execute("UPDATE jobs SET lease_owner = ?, lease_expires_at = ? WHERE id = ?",
-                             (owner, now + lease_seconds, job.id))
-                self._event(conn, job.id, "claimed", now, runner_id=owner,
-                            message=f"taken over from {job.lease_owner}" if job.lease_owner
-                            else None)
-        return [self.get(j.id) or j for j in jobs]
-
-    def renew(self, owner: str, lease_seconds: float, now: float | None = None) -> set[str]:
-        """Extend every lease `owner` holds; return the ids it still holds."""
-        now = time.time() if now is None else now
-        with self._write() as conn:
-            conn.execute("UPDATE jobs SET lease_expires_at = ? WHERE lease_owner = ?",
-                         (now + lease_seconds, owner))
-            rows = conn.execute("SELECT id FROM jobs WHERE lease_owner = ?", (owner,)).fetchall()
-        return {r[0] for r in rows}
-
-    def release(self, owner: str, job_ids: Sequence[str] | None = None) -> None:
-        with self._write() as conn:
-            if job_ids is None:
-                conn.execute("UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL "
-                             "WHERE lease_owner = ?", (owner,))
-            for job_id in job_ids or ():
-                conn.execute("UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL "
-                             "WHERE id = ? AND lease_owner = ?", (job_id, owner))
-
-    def release_host(self, prefix: str, *, keep: str) -> None:
-        """Free leases held by other runner ids of this host (known dead: we hold its lock)."""
-        with self._write() as conn:
-            conn.execute("UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL "
-                         "WHERE lease_owner >= ? AND lease_owner < ? AND lease_owner != ?",
-                         (prefix, prefix + "\uffff", keep))
-            conn.execute("DELETE FROM runners WHERE id >= ? AND id < ? AND id != ?",
-                         (prefix, prefix + "\uffff", keep))
-
     # --- reads ----------------------------------------------------------------
 
     def get(self, job_id: str) -> Job | None:
-        row = self._conn.execute(f"{_SELECT_JOB} WHERE id = ?", (job_id,)).fetchone()
-        return _row_to_job(row) if row else None
+        return fetch_job(self._conn, job_id)
 
     def resolve(self, ref: str) -> Job:
         """A job by exact id, unique id prefix (4+), remote `video_...` id, or `@last`."""
         ref = ref.strip()
+        if not ref.isascii() or not ref.isprintable():  # ids are; this may not even encode
+            raise JobNotFound(f"no such job: {ref!r}")
         if ref == "@last":
             row = self._conn.execute(
-                f"{_SELECT_JOB} ORDER BY created_at DESC, id DESC LIMIT 1").fetchone()
+                f"{SELECT_JOB} ORDER BY created_at DESC, id DESC LIMIT 1").fetchone()
             if row is None:
                 raise JobNotFound("no jobs yet: @last names nothing")
-            return _row_to_job(row)
+            return row_to_job(row)
         if looks_like_remote_id(ref):
-            row = self._conn.execute(f"{_SELECT_JOB} WHERE remote_id = ?", (ref,)).fetchone()
+            row = self._conn.execute(f"{SELECT_JOB} WHERE remote_id = ?", (ref,)).fetchone()
             if row is None:
                 raise JobNotFound(f"no job has remote id {ref}")
-            return _row_to_job(row)
+            return row_to_job(row)
         ref = ref.lower()
         exact = self.get(ref)
         if exact is not None:
@@ -320,34 +191,35 @@ class Store:
             raise JobNotFound(f"no such job: {ref!r} (an id prefix needs {MIN_PREFIX}+ chars)")
         hi = ref[:-1] + chr(ord(ref[-1]) + 1)
         rows = self._conn.execute(
-            f"{_SELECT_JOB} WHERE id >= ? AND id < ? ORDER BY id LIMIT 6", (ref, hi)
+            f"{SELECT_JOB} WHERE id >= ? AND id < ? ORDER BY id LIMIT 6", (ref, hi)
         ).fetchall()
         if not rows:
             raise JobNotFound(f"no such job: {ref}")
         if len(rows) > 1:
             ids = ", ".join(r[0] for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
             raise JobNotFound(f"id prefix {ref!r} is ambiguous: {ids}")
-        return _row_to_job(rows[0])
+        return row_to_job(rows[0])
 
     def list_jobs(self, *, statuses: Sequence[JobStatus] = (), limit: int | None = 20) -> list[Job]:
+        """Jobs newest first, optionally only those in `statuses`, at most `limit`."""
         where, params = "", []
         if statuses:
             where = f" WHERE status IN ({', '.join('?' * len(statuses))})"
-            params = [s.value for s in statuses]
-        sql = f"{_SELECT_JOB}{where} ORDER BY created_at DESC, id DESC"
+            params = [JobStatus(s).value for s in statuses]
+        sql = f"{SELECT_JOB}{where} ORDER BY created_at DESC, id DESC"
         if limit is not None:
             if limit < 0:
                 raise InvalidInput("-n must be 0 or more")
             sql += f" LIMIT {int(limit)}"
-        return [_row_to_job(r) for r in self._conn.execute(sql, params)]
+        return [row_to_job(r) for r in self._conn.execute(sql, params)]
 
     def has_active(self) -> bool:
         row = self._conn.execute(
-            f"SELECT 1 FROM jobs WHERE status IN ({_ACTIVE_SQL}) LIMIT 1").fetchone()
+            f"SELECT 1 FROM jobs WHERE status IN ({ACTIVE_SQL}) LIMIT 1").fetchone()
         return row is not None
 
     def count_active(self) -> int:
-        row = self._conn.execute(f"SELECT count(*) FROM jobs WHERE status IN ({_ACTIVE_SQL})")
+        row = self._conn.execute(f"SELECT count(*) FROM jobs WHERE status IN ({ACTIVE_SQL})")
         return int(row.fetchone()[0])
 
     def remote_id_taken(self, remote_id: str) -> bool:
@@ -360,26 +232,3 @@ class Store:
             (job_id,),
         )
         return [Event(*r) for r in rows]
-
-    # --- runners ----------------------------------------------------------------
-
-    def runner_beat(self, runner_id: str, *, host: str, pid: int, started_at: float,
-                    jobs_in_flight: int, now: float | None = None) -> None:
-        now = time.time() if now is None else now
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO runners (id, host, pid, started_at, heartbeat_at, jobs_in_flight) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                "heartbeat_at = excluded.heartbeat_at, jobs_in_flight = excluded.jobs_in_flight",
-                (runner_id, host, pid, started_at, now, jobs_in_flight),
-            )
-
-    def runner_gone(self, runner_id: str) -> None:
-        with self._write() as conn:
-            conn.execute("DELETE FROM runners WHERE id = ?", (runner_id,))
-
-    def runners(self) -> list[dict[str, Any]]:
-        cols = ("id", "host", "pid", "started_at", "heartbeat_at", "jobs_in_flight")
-        rows = self._conn.execute(
-            f"SELECT {', '.join(cols)} FROM runners ORDER BY started_at DESC")
-        return [dict(zip(cols, r, strict=True)) for r in rows]
