@@ -6,7 +6,6 @@ Pure rules, no I/O: nothing here imports an HTTP, database or terminal library.
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final
@@ -100,6 +99,10 @@ class VideoRequest:
     model: str = DEFAULT_MODEL
     size: str = DEFAULT_SIZE
     seconds: int = DEFAULT_SECONDS
+    label: str | None = None  # free text for grouping (batches); shown and filterable
+    image: str | None = None  # image reference: a file under SORA_HOME/inputs, or a URL
+    remix_of: str | None = None  # local id of the completed job this one remixes
+    retry_of: str | None = None  # local id of the failed/cancelled job this one retries
 
 
 def parse_seconds(value: str | int) -> int:
@@ -173,6 +176,8 @@ MIN_PREFIX: Final = 4
 
 
 def new_job_id() -> str:
+    import secrets  # here: it costs `sora --help` 5 ms of imports (hashlib, random)
+
     return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
 
 
@@ -217,6 +222,11 @@ class Job:
     create_started_at: float | None = None
     lease_owner: str | None = None
     lease_expires_at: float | None = None
+    label: str | None = None
+    image: str | None = None
+    remix_of: str | None = None
+    retry_of: str | None = None
+    thumbnail_path: str | None = None
 
     @property
     def estimated_cost(self) -> float | None:

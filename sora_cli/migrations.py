@@ -18,12 +18,22 @@ from .errors import StoreError
 
 # The version this code writes. Kept here (not only in schema.py) so that the
 # common case, an up-to-date store, is checked without importing SQLModel.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 Step = Callable[[sqlite3.Connection], None]
 # STEPS[n] upgrades a store at version n to version n + 1. Each step runs inside
 # the migration's transaction: it must not COMMIT, and a failure undoes them all.
-STEPS: Final[dict[int, Step]] = {}
+
+
+def _v1_to_v2(conn: sqlite3.Connection) -> None:
+    """Labels, image references and links between jobs (remix, retry), thumbnails."""
+    for column in ("label VARCHAR", "image VARCHAR", "remix_of VARCHAR(32)",
+                   "retry_of VARCHAR(32)", "thumbnail_path VARCHAR"):
+        conn.execute(f"ALTER TABLE jobs ADD COLUMN {column}")
+    conn.execute("CREATE INDEX ix_jobs_label_created ON jobs (label, created_at)")
+
+
+STEPS: Final[dict[int, Step]] = {1: _v1_to_v2}
 
 
 def stored_version(conn: sqlite3.Connection, *, path: str = "the job store") -> int:

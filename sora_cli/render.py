@@ -7,7 +7,6 @@ characters before it reaches a terminal.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -57,10 +56,14 @@ def job_dict(job: Job) -> dict[str, Any]:
         "expires_at": iso(job.expires_at), "error": error, "output_path": job.output_path,
         "bytes": job.bytes, "sha256": job.sha256, "create_attempts": job.create_attempts,
         "poll_count": job.poll_count, "download_attempts": job.download_attempts,
+        "label": job.label, "image": job.image, "remix_of": job.remix_of,
+        "retry_of": job.retry_of, "thumbnail_path": job.thumbnail_path,
     }
 
 
 def json_line(data: dict[str, Any]) -> str:
+    import json  # only --json output pays for it
+
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 

@@ -19,6 +19,7 @@ class JobRow(SQLModel, table=True):
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_lease", "lease_owner"),
         Index("ux_jobs_remote_id", "remote_id", unique=True),
+        Index("ix_jobs_label_created", "label", "created_at"),
     )
 
     id: str = Field(primary_key=True, max_length=32)
@@ -48,6 +49,12 @@ class JobRow(SQLModel, table=True):
     create_started_at: float | None = None
     lease_owner: str | None = None
     lease_expires_at: float | None = None
+    # schema 2
+    label: str | None = None
+    image: str | None = None
+    remix_of: str | None = Field(default=None, max_length=32)
+    retry_of: str | None = Field(default=None, max_length=32)
+    thumbnail_path: str | None = None
 
 
 class EventRow(SQLModel, table=True):

@@ -84,13 +84,15 @@ class Store(LeaseMixin):
                 at = now + n * 1e-6  # keeps input order in newest-first listings
                 job = Job(id=self._fresh_id(conn), prompt=req.prompt, model=req.model,
                           size=req.size, seconds=req.seconds, status=JobStatus.QUEUED,
-                          created_at=at, updated_at=at)
+                          created_at=at, updated_at=at, label=req.label, image=req.image,
+                          remix_of=req.remix_of, retry_of=req.retry_of)
                 conn.execute(
                     "INSERT INTO jobs (id, prompt, model, size, seconds, status, progress, "
-                    "created_at, updated_at, create_attempts, poll_count, download_attempts) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, 0, 0, 0)",
+                    "created_at, updated_at, create_attempts, poll_count, download_attempts, "
+                    "label, image, remix_of, retry_of) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, 0, 0, 0, ?, ?, ?, ?)",
                     (job.id, job.prompt, job.model, job.size, job.seconds, job.status.value,
-                     at, at),
+                     at, at, job.label, job.image, job.remix_of, job.retry_of),
                 )
                 insert_event(conn, job.id, "created", at, to_status=job.status.value)
                 jobs.append(job)

@@ -28,6 +28,8 @@ JOB_COLUMNS: Final = (
     "error_code", "error_message", "error_http_status", "error_request_id", "output_path",
     "bytes", "sha256", "create_attempts", "poll_count", "download_attempts",
     "create_started_at", "lease_owner", "lease_expires_at",
+    # schema 2
+    "label", "image", "remix_of", "retry_of", "thumbnail_path",
 )
 EVENT_COLUMNS: Final = (
     "id", "job_id", "at", "kind", "from_status", "to_status", "attempt", "http_status",

@@ -13,7 +13,8 @@ JSON_FIELDS = {
     "id", "remote_id", "status", "remote_status", "progress", "prompt", "model", "size",
     "seconds", "estimated_cost_usd", "created_at", "submitted_at", "completed_at",
     "updated_at", "expires_at", "error", "output_path", "bytes", "sha256",
-    "create_attempts", "poll_count", "download_attempts",
+    "create_attempts", "poll_count", "download_attempts", "label", "image", "remix_of",
+    "retry_of", "thumbnail_path",
 }
 
 

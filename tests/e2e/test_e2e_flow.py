@@ -63,7 +63,8 @@ def test_scripting_pipeline_with_xargs(sora: Sora, fake: FakeProc) -> None:
 
 
 def test_moderation_failure_is_reported_and_kept(tmp_path: Path) -> None:
-    fake = start_fake("--job-seconds", "0.5", "--poll-after-ms", "100", "--fail-prompt", "forbidden")
+    fake = start_fake("--job-seconds", "0.5", "--poll-after-ms", "100",
+                      "--fail-prompt", "forbidden")
     try:
         s = Sora(tmp_path / "h", make_env(tmp_path / "h", fake.base_url), tmp_path)
         job_id = s.ok("submit", "something forbidden").strip()
