@@ -117,6 +117,6 @@ def _root(
 
 # Importing the command modules registers their commands, in this order in --help.
 from . import submit  # noqa: E402, I001
-from . import jobs, wait, manage  # noqa: E402
+from . import jobs, wait, download, manage  # noqa: E402
 
-__all__ = ["app", "jobs", "manage", "submit", "wait"]
+__all__ = ["app", "download", "jobs", "manage", "submit", "wait"]

@@ -169,24 +169,3 @@ def wait_cmd(
     code = run_wait(ctx, jobs, timeout=timeout, fail_fast=fail_fast, download=download,
                     out_path=output, as_json=as_json, quiet=quiet, force=force)
     raise typer.Exit(code)
-
-
-@app.command("download")
-def download_cmd(
-    tctx: typer.Context,
-    job_id: str = typer.Argument(..., metavar="ID", help="Job id, prefix, remote id or @last."),
-    output: str = typer.Option(None, "--output", "-o", help="File or directory to write."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
-) -> None:
-    """Save a finished job's video: the runner's copy, or fetched while not expired.
-
-    \b
-    sora download k3x9 -o corgi.mp4
-    """
-    ctx = open_context(tctx)
-    job = ctx.store.resolve(job_id)
-    ctx.kick_runner()
-    if job.status is not JobStatus.COMPLETED and job.remote_status != "completed":
-        raise SoraError(f"job {job.id} is {job.status}: nothing to download yet")
-    dest = output_targets([job.id], output, Path.cwd())[job.id]
-    out(shown(export(ctx, job, dest, force=force)))
