@@ -1,15 +1,31 @@
 """The job store's schema: SQLModel tables, the one source of truth for its shape.
 
 This module is imported only to create or migrate a store (and by tests); the
-hot paths (submit, status, list) talk to SQLite through `store.py` with the
+hot paths (submit, status, list) talk to the database through `store.py` with the
 column names below, and `tests/test_schema.py` checks that both agree. So the
 CLI never pays for importing SQLAlchemy on a command that only reads a row.
+The same tables make a SQLite file and a PostgreSQL schema (`create_statements`).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Index
+from typing import Any, Final
+
+from sqlalchemy import BigInteger, Index, Integer, String
 from sqlmodel import Field, SQLModel
+
+
+def _bytewise(length: int | None = None) -> Any:
+    """A string column compared byte by byte on PostgreSQL too (SQLite's BINARY), so
+    that id-prefix ranges (`id >= 'abcd' AND id < 'abce'`) and their index work
+    whatever the database's collation (with en_US, punctuation is ignored...)."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+# (table, column, type) of the columns above: schema step 2 -> 3 collates them on
+# PostgreSQL. Keep in step with the fields that use _bytewise().
+C_COLLATED: Final = (("jobs", "id", "VARCHAR(32)"), ("jobs", "lease_owner", "VARCHAR"),
+                     ("runners", "id", "VARCHAR(64)"))
 
 
 class JobRow(SQLModel, table=True):
@@ -22,7 +38,7 @@ class JobRow(SQLModel, table=True):
         Index("ix_jobs_label_created", "label", "created_at"),
     )
 
-    id: str = Field(primary_key=True, max_length=32)
+    id: str = Field(primary_key=True, sa_type=_bytewise(32))
     prompt: str
     model: str
     size: str
@@ -41,13 +57,15 @@ class JobRow(SQLModel, table=True):
     error_http_status: int | None = None
     error_request_id: str | None = None
     output_path: str | None = None
-    bytes: int | None = None
+    # 64-bit on PostgreSQL (videos may pass 2 GiB); SQLite's INTEGER is 64-bit already
+    bytes: int | None = Field(default=None,
+                              sa_type=BigInteger().with_variant(Integer(), "sqlite"))
     sha256: str | None = None
     create_attempts: int = 0
     poll_count: int = 0
     download_attempts: int = 0
     create_started_at: float | None = None
-    lease_owner: str | None = None
+    lease_owner: str | None = Field(default=None, sa_type=_bytewise())
     lease_expires_at: float | None = None
     # schema 2
     label: str | None = None
@@ -55,6 +73,8 @@ class JobRow(SQLModel, table=True):
     remix_of: str | None = Field(default=None, max_length=32)
     retry_of: str | None = Field(default=None, max_length=32)
     thumbnail_path: str | None = None
+    # schema 3
+    output_host: str | None = None  # the host whose runner saved output_path
 
 
 class EventRow(SQLModel, table=True):
@@ -78,7 +98,7 @@ class EventRow(SQLModel, table=True):
 class RunnerRow(SQLModel, table=True):
     __tablename__ = "runners"
 
-    id: str = Field(primary_key=True, max_length=64)
+    id: str = Field(primary_key=True, sa_type=_bytewise(64))
     host: str
     pid: int
     started_at: float
@@ -104,6 +124,24 @@ def sqlite_ddl() -> list[str]:
         out.append(str(CreateTable(table).compile(dialect=dialect)).strip())
         indexes = sorted(table.indexes, key=lambda ix: str(ix.name))  # a set: fix the order
         out.extend(str(CreateIndex(ix).compile(dialect=dialect)).strip() for ix in indexes)
+    return out
+
+
+def create_statements(dialect: str) -> list[str]:
+    """The DDL of a fresh store: SQLite's, or what SQLAlchemy's `create_all` emits
+    for a `postgresql+psycopg` engine (captured, to run in the migration's own
+    transaction, under its lock, together with the version stamp)."""
+    if dialect != "postgresql":
+        return sqlite_ddl()
+    from sqlalchemy import create_mock_engine
+
+    out: list[str] = []
+
+    def collect(sql: Any, *args: Any, **kw: Any) -> None:
+        out.append(str(sql.compile(dialect=engine.dialect)).strip())
+
+    engine = create_mock_engine("postgresql+psycopg://", collect)
+    SQLModel.metadata.create_all(engine, checkfirst=False)
     return out
 
 

@@ -1,10 +1,11 @@
-"""The SQLite plumbing under the job store: opening the file, transactions, rows.
+"""The plumbing under the job store: the SQLite connection, transactions, rows.
 
 Plain `sqlite3` on purpose: this is on the path of every command, so it must not
 import SQLAlchemy (see schema.py for the tables and migrations.py for how a store
-is created or upgraded). Every write is one short `BEGIN IMMEDIATE` transaction;
-with WAL and a busy timeout, many CLI processes and the runner share the file
-without "database is locked".
+is created or upgraded). `SqliteDB` is the SQLite side of db.DB (pg.py is the
+PostgreSQL side); the row helpers below take either. Every write is one short
+`BEGIN IMMEDIATE` transaction; with WAL and a busy timeout, many CLI processes and
+the runner share the file without "database is locked".
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from .db import DB, for_update
 from .errors import StoreError
 from .jobs import ACTIVE_STATUSES, Job, JobError, JobStatus
 from .migrations import check_openable, migrate
@@ -30,6 +32,8 @@ JOB_COLUMNS: Final = (
     "create_started_at", "lease_owner", "lease_expires_at",
     # schema 2
     "label", "image", "remix_of", "retry_of", "thumbnail_path",
+    # schema 3
+    "output_host",
 )
 EVENT_COLUMNS: Final = (
     "id", "job_id", "at", "kind", "from_status", "to_status", "attempt", "http_status",
@@ -71,12 +75,14 @@ def row_to_job(row: Sequence[Any]) -> Job:
     return Job(error=error, **d)
 
 
-def fetch_job(conn: sqlite3.Connection, job_id: str) -> Job | None:
-    row = conn.execute(f"{SELECT_JOB} WHERE id = ?", (job_id,)).fetchone()
+def fetch_job(conn: DB, job_id: str, *, lock: bool = False) -> Job | None:
+    """A job by id; with `lock` (inside `write()`), its row stays ours until commit."""
+    sql = f"{SELECT_JOB} WHERE id = ?{for_update(conn) if lock else ''}"
+    row = conn.execute(sql, (job_id,)).fetchone()
     return row_to_job(row) if row else None
 
 
-def insert_event(conn: sqlite3.Connection, job_id: str, kind: str, at: float,
+def insert_event(conn: DB, job_id: str, kind: str, at: float,
                  **fields: Any) -> None:
     unknown = set(fields) - _EVENT_FIELDS
     if unknown:  # the names go into the SQL text: only known columns
@@ -88,23 +94,34 @@ def insert_event(conn: sqlite3.Connection, job_id: str, kind: str, at: float,
     )
 
 
-@contextmanager
-def write(conn: sqlite3.Connection, path: Path) -> Iterator[sqlite3.Connection]:
-    """One short write transaction, taken at once (`BEGIN IMMEDIATE`)."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        raise StoreError(explain(path, exc)) from None
-    try:
-        yield conn
-    except BaseException:
-        rollback(conn)
-        raise
-    try:
-        conn.execute("COMMIT")
-    except sqlite3.DatabaseError as exc:
-        rollback(conn)
-        raise StoreError(explain(path, exc)) from None
+def write(conn: DB, path: object = None) -> AbstractContextManager[DB]:
+    """One short write transaction on `conn` (`path` is unused: kept for callers)."""
+    return conn.write()
+
+
+class SqliteDB(sqlite3.Connection):
+    """The SQLite side of db.DB: a plain `sqlite3.Connection` plus `write()`."""
+
+    dialect: Final = "sqlite"
+    where: Path
+
+    @contextmanager
+    def write(self) -> Iterator[DB]:
+        """One short write transaction, taken at once (`BEGIN IMMEDIATE`)."""
+        try:
+            self.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(explain(self.where, exc)) from None
+        try:
+            yield self
+        except BaseException:
+            rollback(self)
+            raise
+        try:
+            self.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            rollback(self)
+            raise StoreError(explain(self.where, exc)) from None
 
 
 def rollback(conn: sqlite3.Connection) -> None:
@@ -114,7 +131,7 @@ def rollback(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path) -> SqliteDB:
     """Open (creating 0600, or upgrading) the store at `path`; StoreError if it cannot be.
 
     A file that is not a sora store, or one written by a newer sora, is refused
@@ -127,10 +144,12 @@ def connect(path: Path) -> sqlite3.Connection:
             raise StoreError(f"cannot create the job store {path}: {exc.strerror}") from None
     try:
         conn = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False,
+            factory=SqliteDB,
         )
     except sqlite3.Error as exc:
         raise StoreError(explain(path, exc)) from None
+    conn.where = path
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         check_openable(conn, path=str(path))  # reads only

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import pgtest
 import pytest
 
 
@@ -17,3 +19,22 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     monkeypatch.setenv("SORA_HOME", str(tmp_path))
     return tmp_path
+
+
+# --- PostgreSQL (see pgtest.py): a fresh database per session, a fresh schema per test ---
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[pgtest.Database]:
+    reason = pgtest.unreachable_reason()
+    if reason is not None:
+        pgtest.skip_or_fail(reason)
+    with pgtest.fresh_database() as database:
+        yield database
+
+
+@pytest.fixture
+def pg_url(pg_database: pgtest.Database) -> Iterator[str]:
+    """The URL of an empty schema of its own: a brand-new PostgreSQL job store."""
+    with pg_database.schema() as url:
+        yield url
