@@ -38,7 +38,7 @@ def status_cmd(tctx: typer.Context, ids: list[str] = IDS_ARG, as_json: bool = JS
     ctx.kick_runner()
     if not print_jobs(jobs, as_json=as_json, quiet=quiet):
         colour = use_colour(sys.stdout)
-        out("\n\n".join(detail(j, colour=colour) for j in jobs))
+        out("\n\n".join(detail(j, colour=colour, links=ctx.store.derived(j.id)) for j in jobs))
 
 
 def _statuses(values: list[str] | None) -> list[JobStatus]:
@@ -56,6 +56,8 @@ def list_cmd(
                                      "(repeatable).", show_default=False),
     limit: int = typer.Option(20, "--limit", "-n", help="How many, newest first."),
     all_: bool = typer.Option(False, "--all", "-a", help="Every job (no limit)."),
+    label: str = typer.Option(None, "--label", metavar="TEXT", help="Only jobs with this "
+                              "label (exactly)."),
     as_json: bool = JSON_OPT,
     quiet: bool = QUIET_OPT,
 ) -> None:
@@ -64,10 +66,12 @@ def list_cmd(
     \b
     sora list
     sora list --status failed --json
+    sora list --label batch-7 --all
     sora list -q --status completed | xargs -n1 sora download
     """
     ctx = open_context(tctx)
-    jobs = ctx.store.list_jobs(statuses=_statuses(status), limit=None if all_ else limit)
+    jobs = ctx.store.list_jobs(statuses=_statuses(status), limit=None if all_ else limit,
+                               label=label)
     ctx.kick_runner()
     if not print_jobs(jobs, as_json=as_json, quiet=quiet):
         if jobs:

@@ -1,28 +1,51 @@
-"""`sora submit`: validate, record, wake the runner, print the id at once."""
+"""`sora submit`: validate, record, wake the runner, print the id at once.
+
+One prompt, or a batch (`--file`: one job per line, all checked before any is
+recorded, then recorded in one transaction). `--dry-run` prints what would be sent
+and its estimated cost instead.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
+from ..batch import BatchLine, check_request, parse_batch
 from ..errors import InvalidInput
-from ..jobs import VideoRequest, parse_seconds
-from ..services import output_path, refuse_existing, submit
+from ..jobs import VideoRequest, estimated_cost, parse_seconds
+from ..render import clean, cost_text, json_line
+from ..services import Context, output_path, preview, refuse_existing, submit
 from . import app
-from .common import JSON_OPT, QUIET_OPT, note, open_context, print_jobs
+from .common import JSON_OPT, QUIET_OPT, note, open_context, out, print_jobs, warn_if_insecure
 
 
 @app.command("submit")
 def submit_cmd(
     tctx: typer.Context,
-    prompt: str = typer.Argument(..., help="What the video shows; - reads it from stdin."),
+    prompt: str = typer.Argument(None, metavar="PROMPT", show_default=False,
+                                 help="What the video shows; - reads it from stdin. Leave out "
+                                 "with --file."),
+    file: str = typer.Option(None, "--file", "-f", metavar="FILE", help="Many jobs: one "
+                             "prompt per line, or JSON Lines with prompt and optional model, "
+                             "size, seconds, image, label; - reads stdin. Blank lines and # "
+                             "comments are skipped."),
     model: str = typer.Option(None, "--model", "-m", help="Model or deployment name "
                               "[default: from config, sora-2]."),
     seconds: str = typer.Option(None, "--seconds", "-s", help="4, 8 or 12 [default: 4]."),
     size: str = typer.Option(None, "--size", help="720x1280, 1280x720, 1024x1792 or "
                              "1792x1024 (the last two: sora-2-pro) [default: 720x1280]."),
+    image: str = typer.Option(None, "--image", metavar="PATH|URL", help="Image reference: a "
+                              "JPEG, PNG or WebP file of exactly --size pixels, or a URL."),
+    fit: bool = typer.Option(False, "--fit", help="Resize and crop the image to --size "
+                             "(needs Pillow: pip install 'sora-cli[image]')."),
+    label: str = typer.Option(None, "--label", metavar="TEXT", help="Free text to group "
+                              "jobs by (list, wait and cost take --label too)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be sent and its "
+                                 "estimated cost; record nothing (no API key needed)."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Block until the job finishes."),
     download: bool = typer.Option(False, "--download", "-d", help="Wait, save the video, "
                                   "print its path (the id goes to stderr)."),
@@ -30,7 +53,9 @@ def submit_cmd(
                                "--download."),
     timeout: float = typer.Option(None, "--timeout", help="With --wait: give up after S "
                                   "seconds (exit 5; the job keeps running).", metavar="S"),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+    force: bool = typer.Option(False, "--force", help="Submit even over the budget "
+                               "(max_job_cost, max_daily_cost) and, with --download, "
+                               "overwrite an existing output file."),
     as_json: bool = JSON_OPT,
     quiet: bool = QUIET_OPT,
 ) -> None:
@@ -40,27 +65,137 @@ def submit_cmd(
     sora submit "a corgi surfing at sunset" --seconds 8 --size 1280x720
     echo "a red fox" | sora submit -
     path=$(sora submit "a lighthouse at dawn" --download -o clips/)
+    sora submit --file prompts.txt --label batch-7 > ids.txt
+    sora submit --dry-run "a storm at sea" --model sora-2-pro --seconds 12
     """
-    if prompt == "-":
-        prompt = sys.stdin.read().rstrip("\n")
+    if (prompt is None) == (file is None):
+        raise InvalidInput("give a PROMPT or --file FILE (one of the two)")
+    if output is not None and not download:
+        raise InvalidInput("--output goes with --download")
+    if dry_run and (wait or download):
+        raise InvalidInput("--dry-run records nothing: it cannot --wait or --download")
     ctx = open_context(tctx)
     s = ctx.settings
-    req = VideoRequest(prompt=prompt, model=model or s.model, size=size or s.size,
-                       seconds=parse_seconds(seconds if seconds is not None else s.seconds))
-    if (output is not None or force) and not download:
-        raise InvalidInput("--output and --force go with --download")
+    defaults = VideoRequest(prompt="", model=model or s.model, size=size or s.size,
+                            seconds=parse_seconds(seconds if seconds is not None else s.seconds),
+                            label=label, image=image)
+    source = None if file is None else "stdin" if file == "-" else file
+    if file is not None:
+        items = parse_batch(_read(file), defaults=defaults, source=str(source))
+    else:
+        text = sys.stdin.read().rstrip("\n") if prompt == "-" else prompt
+        items = [BatchLine(0, check_request(replace(defaults, prompt=text)))]
+    origins = [f"{source} line {i.line}" for i in items] if source is not None else None
+    if dry_run:
+        _dry_run(ctx, items, fit=fit, force=force, origins=origins, source=source,
+                 as_json=as_json, quiet=quiet)
+        return
+    warn_if_insecure(s)
     if download and output is not None:
-        path, is_dir = output_path(output, Path.cwd(), count=1)
+        path, is_dir = output_path(output, Path.cwd(), count=len(items))
         refuse_existing([] if is_dir else [path], force=force)  # before anything is recorded
-    (job,) = submit(ctx, [req])
+    requests = _with_images(items, fit=fit, home=s.home, source=source)
+    jobs = submit(ctx, requests, force=force, origins=origins)
     waiting = wait or download
     if download:
-        note(f"submitted {job.id}")
+        note(f"submitted {jobs[0].id}" if len(jobs) == 1 else f"submitted {len(jobs)} jobs")
     elif not (waiting and as_json):
-        print_jobs([job], as_json=as_json, quiet=True)  # the object, or just the id
+        print_jobs(jobs, as_json=as_json, quiet=True)  # the objects, or just the ids
     if waiting:
         from .wait import run_wait  # here, so that `submit` comes first in --help
 
-        raise typer.Exit(run_wait(ctx, [job], timeout=timeout, fail_fast=True,
+        raise typer.Exit(run_wait(ctx, jobs, timeout=timeout, fail_fast=file is None,
                                   download=download, out_path=output, as_json=as_json,
                                   quiet=quiet, force=force))
+
+
+def _read(file: str) -> str:
+    if file == "-":
+        return sys.stdin.read()
+    try:
+        data = Path(file).expanduser().read_bytes()
+    except FileNotFoundError:
+        raise InvalidInput(f"--file {file}: no such file") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read --file {file}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"--file {file} is not UTF-8 text") from None
+
+
+def _with_images(items: Sequence[BatchLine], *, fit: bool, home: Path,
+                 source: str | None) -> list[VideoRequest]:
+    """The requests with each image checked (and fitted with --fit) and kept under `home`."""
+    if not any(i.request.image is not None for i in items):
+        if fit:
+            raise InvalidInput("--fit goes with --image")
+        return [i.request for i in items]
+    from ..images import prepare_image  # only jobs with an image pay for it
+
+    kept: dict[tuple[str, str], str] = {}  # the same image for many lines: checked once
+    requests: list[VideoRequest] = []
+    for item in items:
+        req = item.request
+        if req.image is not None:
+            key = (req.image, req.size)
+            try:
+                if key not in kept:
+                    kept[key] = prepare_image(req.image, size=req.size, fit=fit, home=home)
+            except InvalidInput as exc:
+                where = f"{source} line {item.line}: " if source is not None else ""
+                raise InvalidInput(f"{where}{exc}") from None
+            req = replace(req, image=kept[key])
+        requests.append(req)
+    return requests
+
+
+def _dry_run(ctx: Context, items: Sequence[BatchLine], *, fit: bool, force: bool,
+             origins: Sequence[str] | None, source: str | None, as_json: bool,
+             quiet: bool) -> None:
+    """Check everything a submit would (images in a throwaway dir), print, record nothing."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sora-dry-run-") as scratch:
+        _with_images(items, fit=fit, home=Path(scratch), source=source)
+    requests = [i.request for i in items]  # images shown as the user wrote them
+    preview(ctx, requests, force=force, origins=origins)
+    if quiet:
+        return
+    if as_json:
+        for req in requests:
+            out(json_line(request_dict(req)))
+        return
+    for line in request_table(requests):
+        out(line)
+
+
+def request_dict(req: VideoRequest) -> dict[str, object]:
+    """What would be sent for one job, with `job_dict`'s field names."""
+    return {"prompt": req.prompt, "model": req.model, "size": req.size,
+            "seconds": req.seconds, "image": req.image, "label": req.label,
+            "estimated_cost_usd": estimated_cost(req.model, req.size, req.seconds)}
+
+
+def request_table(requests: Sequence[VideoRequest]) -> list[str]:
+    head = ("MODEL", "SIZE", "SECS", "EST.COST", "LABEL", "IMAGE", "PROMPT")
+    rows = [(r.model, r.size, str(r.seconds),
+             cost_text(estimated_cost(r.model, r.size, r.seconds)),
+             _cell(r.label, 24), _cell(r.image, 40), _cell(r.prompt, 60)) for r in requests]
+    widths = [max(len(row[i]) for row in (head, *rows)) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in (head, *rows)]
+    costs = [c for r in requests if (c := estimated_cost(r.model, r.size, r.seconds)) is not None]
+    unpriced = len(requests) - len(costs)
+    jobs = f"{len(requests)} job" + ("s" if len(requests) != 1 else "")
+    lines.append(f"total: {jobs}, ~${sum(costs):.2f} estimated"
+                 + (f" ({unpriced} with no known price)" if unpriced else "")
+                 + "; nothing recorded (--dry-run)")
+    return lines
+
+
+def _cell(text: str | None, width: int) -> str:
+    if text is None:
+        return "-"
+    text = clean(" ".join(text.split()))
+    return text if len(text) <= width else text[: width - 1] + "…"

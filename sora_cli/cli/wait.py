@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from ..errors import ExitCode, InvalidInput, SoraError
+from ..errors import ExitCode, InvalidInput, JobNotFound, SoraError
 from ..jobs import Job, JobStatus
 from ..render import failure_line, job_dict, json_line
 from ..services import (
@@ -137,6 +137,8 @@ def wait_cmd(
     ids: list[str] = typer.Argument(None, help="Job ids, prefixes, remote ids, @last; - reads "
                                     "ids from stdin.", show_default=False),
     all_: bool = typer.Option(False, "--all", help="Wait for every unfinished job."),
+    label: str = typer.Option(None, "--label", metavar="TEXT", help="Wait for every job "
+                              "with this label (finished ones too: --download saves them)."),
     timeout: float = typer.Option(None, "--timeout", help="Give up after S seconds (exit 5).",
                                   metavar="S"),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failure."),
@@ -155,17 +157,23 @@ def wait_cmd(
     \b
     sora wait k3x9 --download -o clips/
     sora submit -q "a red fox" | xargs sora wait --download
+    sora wait --label batch-7 --download -o out/
     """
     ctx = open_context(tctx)
     stdin_text = sys.stdin.read() if "-" in (ids or []) else None
     refs = read_refs(ids or [], stdin_text)
+    if not (refs or all_ or label is not None):
+        raise InvalidInput("name the jobs to wait for (ids, -, --label or --all)")
+    jobs = resolve_all(ctx, refs)
+    if label is not None:
+        labelled = ctx.store.list_jobs(label=label, limit=None)
+        if not labelled:
+            raise JobNotFound(f"no jobs with label {label!r}")
+        jobs.extend(reversed(labelled))  # oldest first: the order they were submitted in
     if all_:
-        jobs = ctx.store.list_jobs(statuses=sorted(s for s in JobStatus if s.is_active), limit=None)
-        jobs.reverse()  # oldest first
-    elif not refs:
-        raise InvalidInput("name the jobs to wait for (ids, -, or --all)")
-    else:
-        jobs = resolve_all(ctx, refs)
+        active = sorted(s for s in JobStatus if s.is_active)
+        jobs.extend(reversed(ctx.store.list_jobs(statuses=active, limit=None)))
+    jobs = list({j.id: j for j in jobs}.values())  # each job once, first mention wins
     code = run_wait(ctx, jobs, timeout=timeout, fail_fast=fail_fast, download=download,
                     out_path=output, as_json=as_json, quiet=quiet, force=force)
     raise typer.Exit(code)
