@@ -1,4 +1,4 @@
-"""`sora download`: save a finished job's video where the user wants it."""
+"""`sora download`: save a finished job's video (or its thumbnail or spritesheet)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ..errors import SoraError
 from ..jobs import JobStatus
 from ..services import export, output_targets
 from . import app
-from .common import open_context, out
+from .common import open_context, out, warn_if_insecure
 from .wait import shown
 
 
@@ -19,17 +19,29 @@ def download_cmd(
     tctx: typer.Context,
     job_id: str = typer.Argument(..., metavar="ID", help="Job id, prefix, remote id or @last."),
     output: str = typer.Option(None, "--output", "-o", help="File or directory to write."),
+    variant: str = typer.Option("video", "--variant", help="video (mp4), thumbnail (webp) "
+                                "or spritesheet (jpg)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
     """Save a finished job's video: the runner's copy, or fetched while not expired.
+    --variant thumbnail|spritesheet saves those instead (<id>.webp / <id>.jpg).
 
     \b
     sora download k3x9 -o corgi.mp4
+    sora download k3x9 --variant thumbnail -o thumbs/
     """
+    from ..admin import check_variant, export_variant, variant_target
+
+    variant = check_variant(variant)
     ctx = open_context(tctx)
+    warn_if_insecure(ctx.settings)
     job = ctx.store.resolve(job_id)
     ctx.kick_runner()
     if job.status is not JobStatus.COMPLETED and job.remote_status != "completed":
         raise SoraError(f"job {job.id} is {job.status}: nothing to download yet")
+    if variant != "video":
+        dest = variant_target(job.id, output, variant, Path.cwd())
+        out(shown(export_variant(ctx, job, dest, variant, force=force)))
+        return
     dest = output_targets([job.id], output, Path.cwd())[job.id]
     out(shown(export(ctx, job, dest, force=force)))
