@@ -44,6 +44,13 @@ class Settings:
     lease_seconds: float = 60.0
     request_timeout: float = 60.0
     max_retries: int = 5
+    max_daily_cost: float | None = None  # USD a day (estimated), None = no limit
+    max_job_cost: float | None = None  # USD for one job (estimated), None = no limit
+    save_thumbnails: bool = False  # the runner also saves videos/<id>.webp
+    # A shared PostgreSQL store (None: the SQLite file in home); may hold a password.
+    database_url: str | None = field(default=None, repr=False)
+    shared_videos_dir: str | None = None  # where runners save videos (all machines see it)
+    fleet_max_in_flight: int | None = None  # stored in the store for every runner; 0 clears
 
     @property
     def db_path(self) -> Path:
@@ -61,6 +68,18 @@ class Settings:
     def videos_dir(self) -> Path:
         return self.home / "videos"
 
+    @property
+    def save_dir(self) -> Path:
+        """Where the runner saves videos: the shared directory when configured."""
+        if self.shared_videos_dir:
+            return Path(self.shared_videos_dir).expanduser().absolute()
+        return self.videos_dir
+
+    @property
+    def store_location(self) -> Path | str:
+        """The job store: a PostgreSQL URL when configured, else the SQLite file."""
+        return self.database_url or self.db_path
+
     def masked_key(self) -> str | None:
         return mask_key(self.api_key)
 
@@ -71,10 +90,27 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "api_key":
                 value = self.masked_key()
+            elif f.name == "database_url":
+                value = mask_url(value)
             elif isinstance(value, Path):
                 value = str(value)
             out[f.name] = value
         return out
+
+
+def mask_url(url: str | None) -> str | None:
+    """A database URL with its password (if any) replaced by ***."""
+    if url and "password=" in url:  # in the query string
+        import re
+
+        url = re.sub(r"(password=)[^&]*", r"\1***", url)
+    if not url or "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    userinfo, host = rest.rsplit("@", 1) if "@" in rest.split("/", 1)[0] else ("", rest)
+    if ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 def mask_key(key: str | None) -> str | None:
@@ -83,14 +119,18 @@ def mask_key(key: str | None) -> str | None:
     return "***" if len(key) < 12 else f"{key[:3]}...{key[-4:]}"
 
 
-_INT_KEYS: Final = {"seconds", "max_in_flight", "creates_per_minute", "max_retries"}
+_INT_KEYS: Final = {"seconds", "max_in_flight", "creates_per_minute", "max_retries",
+                    "fleet_max_in_flight"}
 _FLOAT_KEYS: Final = {
     "poll_min_seconds", "poll_max_seconds", "idle_exit_seconds", "lease_seconds",
-    "request_timeout",
+    "request_timeout", "max_daily_cost", "max_job_cost",
 }
+_BOOL_KEYS: Final = {"save_thumbnails"}
+_TRUE: Final = ("1", "true", "yes", "on")
+_FALSE: Final = ("0", "false", "no", "off", "")
 _STR_KEYS: Final = {
     "api_key", "base_url", "auth_style", "organization", "project", "ca_bundle",
-    "model", "size",
+    "model", "size", "database_url", "shared_videos_dir",
 }
 _SDK_ENV: Final = {
     "api_key": "OPENAI_API_KEY",
@@ -128,6 +168,8 @@ def _read_toml(path: Path, warn: list[str]) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except OSError as exc:
+        if not os.access(path.parent, os.R_OK | os.X_OK):  # the dir, not the file, is shut
+            raise StoreError(f"cannot read {path.parent}: {exc.strerror}") from None
         raise InvalidInput(f"cannot read config file {path}: {exc.strerror}") from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
@@ -140,6 +182,11 @@ def _read_toml(path: Path, warn: list[str]) -> dict[str, Any]:
 
 
 def _coerce(key: str, value: Any, origin: str) -> Any:
+    if key in _BOOL_KEYS:  # TOML true/false, or env text such as 1/0, yes/no
+        text = value.strip().lower() if isinstance(value, str) else None
+        if isinstance(value, bool) or text in _TRUE + _FALSE:
+            return value if isinstance(value, bool) else text in _TRUE
+        raise InvalidInput(f"{origin}: {key} must be true or false (got {value!r})")
     try:
         if key in _INT_KEYS:
             if not isinstance(value, int | str) or isinstance(value, bool):
@@ -169,7 +216,7 @@ def load_settings(env: Mapping[str, str] | None = None, warn: list[str] | None =
         if data or candidate.exists():
             config_file = candidate
             for key, value in data.items():
-                if key not in _INT_KEYS | _FLOAT_KEYS | _STR_KEYS:
+                if key not in _INT_KEYS | _FLOAT_KEYS | _STR_KEYS | _BOOL_KEYS:
                     warnings.append(f"{candidate}: unknown setting {key!r} ignored")
                     continue
                 values[key] = _coerce(key, value, str(candidate))
@@ -177,7 +224,7 @@ def load_settings(env: Mapping[str, str] | None = None, warn: list[str] | None =
     if config_file is None and env.get("SORA_CONFIG"):
         warnings.append(f"SORA_CONFIG names {env['SORA_CONFIG']}, which does not exist")
     values["config_file"] = config_file
-    for key in _INT_KEYS | _FLOAT_KEYS | _STR_KEYS:
+    for key in _INT_KEYS | _FLOAT_KEYS | _STR_KEYS | _BOOL_KEYS:
         for name in (f"SORA_{key.upper()}", _SDK_ENV.get(key)):
             if name and env.get(name):
                 values[key] = _coerce(key, env[name], name)
@@ -198,6 +245,13 @@ def _check(s: Settings) -> None:
         raise InvalidInput("lease_seconds and request_timeout must be > 0")
     if s.idle_exit_seconds < 0 or s.max_retries < 0:
         raise InvalidInput("idle_exit_seconds and max_retries must be 0 or more")
+    if any(v is not None and v < 0 for v in (s.max_daily_cost, s.max_job_cost)):
+        raise InvalidInput("max_daily_cost and max_job_cost must be 0 or more (USD)")
+    if s.fleet_max_in_flight is not None and s.fleet_max_in_flight < 0:
+        raise InvalidInput("fleet_max_in_flight must be 0 (no fleet limit) or more")
+    if s.database_url and not s.database_url.startswith(("postgresql://", "postgres://")):
+        raise InvalidInput("database_url must be a postgresql:// URL (got "
+                           f"{mask_url(s.database_url)!r})")
     if not s.base_url.startswith(("http://", "https://")):
         raise InvalidInput(f"base_url must start with http:// or https:// (got {s.base_url!r})")
 

@@ -141,7 +141,7 @@ def validate_request(req: VideoRequest) -> VideoRequest:
                 f"use {' or '.join(allowed)}, or a sora-2-pro model"
             )
         raise InvalidInput(f"--size must be one of {', '.join(allowed)} (got {req.size!r})")
-    return replace(req, seconds=seconds)
+    return req if type(req.seconds) is int else replace(req, seconds=seconds)
 
 
 def _looks_like_size(size: str) -> bool:
@@ -178,7 +178,10 @@ MIN_PREFIX: Final = 4
 def new_job_id() -> str:
     import secrets  # here: it costs `sora --help` 5 ms of imports (hashlib, random)
 
-    return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
+    # One urandom read per id, a byte per letter: 256 is a multiple of the alphabet's
+    # 32 letters, so `b & 31` is uniform (secrets.choice per letter made a 10,000-line
+    # batch spend 0.6 s on ids alone).
+    return "".join([ID_ALPHABET[b & 31] for b in secrets.token_bytes(ID_LENGTH)])
 
 
 def looks_like_remote_id(ref: str) -> bool:
@@ -227,6 +230,7 @@ class Job:
     remix_of: str | None = None
     retry_of: str | None = None
     thumbnail_path: str | None = None
+    output_host: str | None = None  # the host whose runner saved output_path
 
     @property
     def estimated_cost(self) -> float | None:

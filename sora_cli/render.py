@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -58,6 +58,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "poll_count": job.poll_count, "download_attempts": job.download_attempts,
         "label": job.label, "image": job.image, "remix_of": job.remix_of,
         "retry_of": job.retry_of, "thumbnail_path": job.thumbnail_path,
+        "output_host": job.output_host,
     }
 
 
@@ -91,11 +92,14 @@ def cost_text(cost: float | None) -> str:
 
 def table(jobs: Sequence[Job], *, colour: bool, prompt_width: int = 40) -> str:
     """Aligned columns, newest first as given; plain text when not a terminal."""
-    head = ("ID", "STATUS", "PROGRESS", "MODEL", "SIZE", "SECS", "EST.COST", "CREATED", "PROMPT")
+    labels = any(j.label is not None for j in jobs)  # a LABEL column only when one has one
+    head = ("ID", "STATUS", "PROGRESS", "MODEL", "SIZE", "SECS", "EST.COST", "CREATED",
+            *(("LABEL",) if labels else ()), "PROMPT")
     rows = [
         (j.id, j.status.value, f"{j.progress}%", _short(j.model, 40), _short(j.size, 20),
          str(j.seconds), cost_text(j.estimated_cost),
          (iso(j.created_at) or "")[:19].replace("T", " "),
+         *((_short(j.label or "-", 24),) if labels else ()),
          _short(j.prompt, prompt_width))
         for j in jobs
     ]
@@ -108,14 +112,19 @@ def table(jobs: Sequence[Job], *, colour: bool, prompt_width: int = 40) -> str:
     return "\n".join(lines)
 
 
-def detail(job: Job, *, colour: bool) -> str:
-    """Every field of one job, one per line, for `sora status`."""
+def detail(job: Job, *, colour: bool, links: Mapping[str, Sequence[str]] | None = None) -> str:
+    """Every field of one job, one per line, for `sora status`; `links` adds the jobs
+    derived from it (`remixes`, `retries`)."""
     d = job_dict(job)
     lines = [f"{job.id}  {status_text(job.status.value, colour)}  {job.progress}%"]
-    for key in ("remote_id", "remote_status", "model", "size", "seconds", "created_at",
-                "submitted_at", "completed_at", "expires_at", "output_path", "bytes", "sha256"):
+    for key in ("remote_id", "remote_status", "label", "model", "size", "seconds", "created_at",
+                "submitted_at", "completed_at", "expires_at", "output_path", "bytes", "sha256",
+                "thumbnail_path", "image", "remix_of", "retry_of"):
         if d[key] is not None:
             lines.append(f"  {key + ':':15} {clean(str(d[key]))}")
+    for key, ids in (links or {}).items():
+        if ids:
+            lines.append(f"  {key + ':':15} {', '.join(ids)}")
     lines.append(f"  {'estimated_cost:':15} {cost_text(job.estimated_cost)} (estimate)")
     if job.error is not None:
         e = job.error

@@ -16,6 +16,7 @@ from .config import Settings, ensure_home
 from .errors import AuthError, InvalidInput, SoraError
 from .jobs import Job, JobStatus, VideoRequest, validate_request
 from .spawn import ensure_runner
+from .spending import enforce_budget, spent_today
 from .store import Store
 
 
@@ -29,7 +30,7 @@ class Context:
     def store(self) -> Store:
         if self._store is None:
             ensure_home(self.settings.home)
-            self._store = Store.open(self.settings.db_path)
+            self._store = Store.open(self.settings.store_location)
         return self._store
 
     def close(self) -> None:
@@ -51,14 +52,38 @@ def require_key(settings: Settings) -> None:
             "no API key: set OPENAI_API_KEY (or api_key in the config file)")
 
 
-def submit(ctx: Context, requests: Sequence[VideoRequest]) -> list[Job]:
-    """Validate every request, then record them all (one transaction) and wake a runner."""
+def submit(ctx: Context, requests: Sequence[VideoRequest], *, force: bool = False,
+           origins: Sequence[str] | None = None) -> list[Job]:
+    """Validate every request, then record them all (one transaction) and wake a runner.
+
+    A submit that would cross the budget (`max_job_cost`, `max_daily_cost`) is refused
+    (exit 2, nothing recorded) unless `force`; the check runs inside the recording
+    transaction, so parallel submits cannot together overshoot. `origins` say where each
+    request came from (a batch's "FILE line N"), for the messages."""
     for req in requests:
         validate_request(req)  # bad input (exit 2) is reported before a missing key (exit 4)
     require_key(ctx.settings)
-    jobs = ctx.store.add_jobs(requests)
+    s = ctx.settings
+    check = None
+    if not force and (s.max_job_cost is not None or s.max_daily_cost is not None):
+        def check(store: Store) -> None:
+            enforce_budget(s, requests, spent=spent_today(store), origins=origins)
+    jobs = ctx.store.add_jobs(requests, check=check)
     ctx.kick_runner()
     return jobs
+
+
+def preview(ctx: Context, requests: Sequence[VideoRequest], *, force: bool = False,
+            origins: Sequence[str] | None = None) -> None:
+    """What `submit --dry-run` checks (the requests, the budget): records nothing, needs
+    no key, and creates no store."""
+    for req in requests:
+        validate_request(req)
+    s = ctx.settings
+    if force or (s.max_job_cost is None and s.max_daily_cost is None):
+        return
+    spent = spent_today(ctx.store) if s.db_path.exists() else 0.0
+    enforce_budget(s, requests, spent=spent, origins=origins)
 
 
 def resolve_all(ctx: Context, refs: Sequence[str]) -> list[Job]:
@@ -137,6 +162,37 @@ def watch(ctx: Context, ids: Sequence[str], *, timeout: float | None,
         time.sleep(interval if deadline is None else max(0.0, min(interval, deadline - now)))
 
 
+def watch_active(ctx: Context, *, label: str | None, timeout: float | None,
+                 interval: float = 0.25,
+                 runner_check: float = 2.0) -> Iterator[tuple[list[Job], list[Job]]]:
+    """For `sora watch`: yield (the jobs that changed, the jobs still active) at the start
+    and whenever one changes, until no job (with `label`) is active or `timeout` runs out.
+
+    A job that finishes is reported once, in its final state, then dropped; jobs
+    submitted meanwhile join. Reads only the store; restarts a dead runner."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    active_states = sorted(s for s in JobStatus if s.is_active)
+    known: dict[str, tuple[JobStatus, int]] = {}
+    first, next_check = True, 0.0
+    while True:
+        active = ctx.store.list_jobs(statuses=active_states, label=label, limit=None)
+        active.reverse()  # oldest first
+        now_ids = {j.id for j in active}
+        finished = [j for i in known if i not in now_ids if (j := ctx.store.get(i)) is not None]
+        changed = [j for j in finished + active if known.get(j.id) != (j.status, j.progress)]
+        known = {j.id: (j.status, j.progress) for j in active}
+        if changed or first:
+            first = False
+            yield sorted(changed, key=lambda j: (j.created_at, j.id)), active
+        now = time.monotonic()
+        if not active or (deadline is not None and now >= deadline):
+            return
+        if now >= next_check:
+            next_check = now + runner_check
+            ctx.kick_runner()
+        time.sleep(interval if deadline is None else max(0.0, min(interval, deadline - now)))
+
+
 # --- saving files ----------------------------------------------------------------
 
 
@@ -168,24 +224,50 @@ def refuse_existing(paths: Iterable[Path], *, force: bool) -> None:
 
 
 def export(ctx: Context, job: Job, dest: Path, *, force: bool) -> Path:
-    """Put the job's video at `dest`: a copy of the saved file, or fetched from the API
-    while it has not expired. Never overwrites without `force`."""
+    """Put the job's video at `dest`: a copy of the saved file (where the runner saved
+    it, or in the shared videos dir as mounted here), or fetched from the API while it
+    has not expired. Never overwrites without `force`."""
     if dest.exists() and not force:
         raise InvalidInput(f"{dest} exists; use --force to overwrite it")
     if dest.is_dir():
         raise InvalidInput(f"{dest} is a directory")
-    saved = Path(job.output_path) if job.output_path else None
-    if saved is not None and saved.is_file():
+    saved = _readable_copy(ctx.settings, job)
+    if saved is not None:
         _copy_into_place(saved, dest, force=force)
         return dest
     if job.remote_id is None or job.remote_status != "completed":
         raise SoraError(f"job {job.id} has no video to download (status {job.status})")
     if job.expires_at is not None and time.time() > job.expires_at:
-        raise SoraError(f"job {job.id}: the video expired on the server and was not saved")
+        raise SoraError(_expired_note(job))
     from .fetch import fetch_video
 
     fetch_video(ctx.settings, job.remote_id, dest)
     return dest
+
+
+def _readable_copy(settings: Settings, job: Job) -> Path | None:
+    """The saved video, if this machine can read it: at the path the runner recorded,
+    or under this machine's `shared_videos_dir` (the same share, mounted elsewhere);
+    a file of another size is not it."""
+    if not job.output_path:
+        return None
+    recorded = Path(job.output_path)
+    candidates = [recorded]
+    if settings.shared_videos_dir:
+        candidates.append(settings.save_dir / recorded.name)
+    for path in candidates:
+        if path.is_file() and (job.bytes is None or path.stat().st_size == job.bytes):
+            return path
+    return None
+
+
+def _expired_note(job: Job) -> str:
+    if not job.output_path:
+        return f"job {job.id}: the video expired on the server and was not saved"
+    where = f"{job.output_path} on {job.output_host}" if job.output_host else job.output_path
+    return (f"job {job.id}: the video expired on the server, and the saved copy ({where}) "
+            "cannot be read from this machine: copy it from there, or set shared_videos_dir "
+            "to a directory the runners and this machine share")
 
 
 def _copy_into_place(src: Path, dest: Path, *, force: bool) -> None:

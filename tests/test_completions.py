@@ -32,4 +32,4 @@ def test_completion_answers_commands_and_options(tmp_path: Path) -> None:
     assert r.stdout.split() == ["--size"]
     env.update(COMP_CWORD="1", COMP_WORDS="sora wa")
     r = subprocess.run([sora], env=env, capture_output=True, text=True, timeout=30)
-    assert r.stdout.split() == ["wait"]
+    assert r.stdout.split() == ["wait", "watch"]
