@@ -18,11 +18,28 @@ from .http_errors import mask_key
 T = TypeVar("T")
 
 _VIDEO_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+CLOCK_SLACK: Final = 2.0  # a server clock closer to ours than this counts as the same clock
 
 
-def valid_video_id(value: str) -> bool:
+def valid_video_id(value: object) -> bool:
     """True when ``value`` is safe to put in a URL path as a video id."""
     return isinstance(value, str) and _VIDEO_ID.fullmatch(value) is not None
+
+
+def to_local(server_time: int | float | None, skew: float | None) -> float | None:
+    """A server timestamp on our clock, given the server's skew (its clock minus ours)."""
+    if server_time is None:
+        return None
+    if skew is None or abs(skew) <= CLOCK_SLACK:
+        return float(server_time)
+    return server_time - skew
+
+
+def to_server(local_time: float, skew: float | None) -> float:
+    """A local timestamp on the server's clock (the inverse of ``to_local``)."""
+    if skew is None or abs(skew) <= CLOCK_SLACK:
+        return local_time
+    return local_time + skew
 
 
 @dataclass(frozen=True, repr=False)
@@ -87,6 +104,8 @@ class Video:
         video_id = data.get("id") if isinstance(data, Mapping) else None
         if not isinstance(video_id, str) or not video_id:
             raise ApiError("unexpected answer: a video object without an id")
+        if not valid_video_id(video_id):  # it goes into URLs: never trust its shape
+            raise ApiError(f"unexpected answer: an unusable video id {video_id[:80]!r}")
         error = data.get("error")
         code = message = None
         if isinstance(error, Mapping):
@@ -125,7 +144,7 @@ class VideoPage:
         videos = [
             Video.from_json(item)
             for item in (items if isinstance(items, list) else [])
-            if isinstance(item, Mapping) and isinstance(item.get("id"), str) and item["id"]
+            if isinstance(item, Mapping) and valid_video_id(item.get("id"))
         ]
         return cls(
             data=videos,
@@ -140,6 +159,7 @@ class Answer(Generic[T]):
     value: T
     request_id: str | None
     poll_after_ms: int | None
+    server_skew: float | None = None  # the server's clock minus ours (Date header), seconds
 
 
 @dataclass(frozen=True)

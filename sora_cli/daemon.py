@@ -3,6 +3,10 @@
 Started detached by `spawn.start_runner` (or by hand with `sora runner serve`).
 A second runner finds the lock taken and exits quietly with status 0. SIGTERM
 and SIGINT stop it gracefully: in-flight jobs are released, not lost.
+
+The runner id is `host:home:pid:token` (`home` a short hash of SORA_HOME): the lock
+is per SORA_HOME, so only runner ids with this host-and-home prefix are known dead
+when we hold it (several homes, or machines, may share one PostgreSQL store).
 """
 
 from __future__ import annotations
@@ -14,11 +18,18 @@ import secrets
 import signal
 import socket
 import time
+from typing import TYPE_CHECKING
 
 from .config import Settings, ensure_home
+from .db import StoreUnavailable
+from .errors import StoreError
 from .spawn import hold_runner_lock
 
+if TYPE_CHECKING:
+    from .store import Store
+
 log = logging.getLogger("sora.runner")
+FORGET_RUNNERS_AFTER = 24 * 3600.0  # runner rows silent this long are deleted at start
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -30,10 +41,17 @@ def _setup_logging(settings: Settings) -> None:
     root.setLevel(logging.INFO)
 
 
+def runner_prefix(settings: Settings, host: str) -> str:
+    """What the ids of every runner of this host and SORA_HOME start with."""
+    import hashlib
+
+    return f"{host}:{hashlib.sha256(str(settings.home).encode()).hexdigest()[:6]}:"
+
+
 def serve(settings: Settings) -> int:
     ensure_home(settings.home)
     host = socket.gethostname()
-    runner_id = f"{host}:{os.getpid()}:{secrets.token_hex(3)}"
+    runner_id = f"{runner_prefix(settings, host)}{os.getpid()}:{secrets.token_hex(3)}"
     started = time.time()
     info = {"pid": os.getpid(), "runner_id": runner_id, "host": host, "started_at": started}
     with hold_runner_lock(settings.lock_path, info) as mine:
@@ -52,21 +70,58 @@ async def _main(settings: Settings, runner_id: str, host: str, started: float) -
     from .api import VideosClient
     from .fetch import api_settings
     from .runner import Runner
-    from .store import Store
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     api = api_settings(settings)
-    store = Store.open(settings.db_path)
-    # We hold this host's runner lock, so no other runner of this store on this host
-    # is alive: leases left here by dead ones are free to take at once.
-    store.release_host(f"{host}:", keep=runner_id)
+    store = await _open_store(settings, stop)
+    if store is None:
+        return
     try:
+        _start_up(settings, store, runner_id, host)
         async with VideosClient(api) as client:
             runner = Runner(settings, store, client, runner_id=runner_id, started_at=started)
             await runner.run(stop)
     finally:
-        store.runner_gone(runner_id)
+        try:
+            store.runner_gone(runner_id)
+        except StoreError as exc:  # the database is away: the row just goes stale
+            log.warning("could not sign off: %s", exc)
         store.close()
+
+
+def _start_up(settings: Settings, store: Store, runner_id: str, host: str) -> None:
+    """Housekeeping before the loop; best effort (the loop copes with an absent store)."""
+    try:
+        # We hold this host's (and SORA_HOME's) runner lock, so no other runner with our
+        # prefix is alive: leases left by dead ones are free to take at once.
+        # (A SQLite store has one home: every earlier runner id of this host is ours.)
+        mine = runner_prefix(settings, host) if settings.database_url else f"{host}:"
+        store.release_host(mine, keep=runner_id)
+        store.prune_runners(time.time() - FORGET_RUNNERS_AFTER)
+        if settings.fleet_max_in_flight is not None:  # stored: every runner honours it
+            store.set_fleet_limit(settings.fleet_max_in_flight or None)
+    except StoreUnavailable as exc:
+        log.warning("start-up housekeeping skipped: %s", exc)
+
+
+async def _open_store(settings: Settings, stop: asyncio.Event) -> Store | None:
+    """The store, waiting for it (with backoff) while it is unreachable: a shared
+    database may be restarting. None when stopped meanwhile."""
+    from .store import Store
+
+    delay, deadline = 0.5, time.monotonic() + max(settings.idle_exit_seconds, 30.0)
+    while True:
+        try:
+            return Store.open(settings.store_location)
+        except StoreUnavailable as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s; trying again in %.1f s", exc, delay)
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+            return None
+        except TimeoutError:
+            delay = min(delay * 2, 10.0)

@@ -10,6 +10,7 @@ failed download leaves no partial file behind.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import hashlib
@@ -26,6 +27,9 @@ from .http_errors import transport_retryable
 from .retry import MAX_HINT_SECONDS, backoff_delay
 
 REHASH_BLOCK: Final = 1024 * 1024
+WRITE_BLOCK: Final = 1024 * 1024  # bytes handed to the writer thread at a time
+_FADVISE: Final = hasattr(os, "posix_fadvise") and hasattr(os, "POSIX_FADV_DONTNEED")
+_WRITER: Final = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="sora-write")
 _OPEN_FLAGS: Final = (os.O_RDWR | os.O_CREAT | os.O_TRUNC
                       | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
 
@@ -57,11 +61,44 @@ class _Partial:
         os.fchmod(self.fd, 0o600)  # O_CREAT's mode does not apply to an existing file
         self.size = 0
         self.hash = hashlib.sha256()
+        self._chunks: list[bytes] = []  # taken, not yet handed to the writer thread
+        self._taken = 0
+        self._pending: concurrent.futures.Future[None] | None = None
 
-    def write(self, chunk: bytes) -> None:
-        _write_all(self.fd, chunk)
-        self.hash.update(chunk)
+    async def write(self, chunk: bytes) -> None:
+        """Take a received chunk. Writing and hashing run in a thread, one block behind,
+        so that the next bytes arrive meanwhile; `size` counts what was taken."""
+        self._chunks.append(chunk)
+        self._taken += len(chunk)
         self.size += len(chunk)
+        if self._taken >= WRITE_BLOCK:
+            await self._hand_over()
+
+    async def flush(self) -> None:
+        """Everything taken so far is written and hashed."""
+        await self._hand_over()
+        await self._settle()
+
+    async def _settle(self) -> None:
+        if self._pending is not None:
+            await asyncio.wrap_future(self._pending)
+            self._pending = None
+
+    async def _hand_over(self) -> None:
+        await self._settle()  # one block in the thread at a time: order kept, memory bounded
+        if self._chunks:
+            chunks, self._chunks, self._taken = self._chunks, [], 0
+            self._pending = _WRITER.submit(self._write_block, chunks)
+
+    def _write_block(self, chunks: list[bytes]) -> None:
+        start = os.lseek(self.fd, 0, os.SEEK_CUR)
+        for chunk in chunks:
+            _write_all(self.fd, chunk)
+            self.hash.update(chunk)
+        if _FADVISE:  # start writing these pages back now: the final fsync has less to do
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(self.fd, start, os.lseek(self.fd, 0, os.SEEK_CUR) - start,
+                                 os.POSIX_FADV_DONTNEED)
 
     def rewind(self, offset: int) -> None:
         """Cut the file to ``offset`` bytes and re-hash what stays, from the disk."""
@@ -75,14 +112,21 @@ class _Partial:
             self.hash.update(block)
             self.size += len(block)
 
-    def commit(self, dest: Path) -> None:
-        os.fsync(self.fd)
+    async def commit(self, dest: Path) -> None:
+        await self.flush()
+        # The fsyncs wait for the disk: in a thread, so that the runner's other jobs go
+        # on meanwhile. Cancelling leaves the thread to finish; it uses no shared state.
+        await asyncio.to_thread(os.fsync, self.fd)
         os.close(self.fd)
         self.fd = -1
         os.replace(self.path, dest)
-        _fsync_dir(dest.parent)
+        await asyncio.to_thread(_fsync_dir, dest.parent)
 
     def discard(self) -> None:
+        if self._pending is not None:  # never close the fd under a write in flight
+            with contextlib.suppress(Exception):
+                self._pending.result()
+            self._pending = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -129,7 +173,7 @@ async def download_to(
     try:
         job = _Download(client, video_id, variant, part, dest, on_progress)
         await job.run(max(1, max_attempts), sleep, on_attempt, rng)
-        part.commit(dest)
+        await part.commit(dest)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             part.discard()
@@ -185,6 +229,7 @@ class _Download:
     async def _attempt(self) -> bool:
         """One GET; True when the file is complete (or no size was announced)."""
         part = self.part
+        await part.flush()  # what earlier attempts received is on disk before any rewind
         offset = part.size if self.use_range else 0
         if part.size:
             part.rewind(offset)  # resuming re-hashes the bytes on disk; restarting empties
@@ -193,7 +238,7 @@ class _Download:
             self.status, self.request_id = stream.status, stream.request_id
             self._align(stream)
             async for chunk in stream.chunks():
-                part.write(chunk)
+                await part.write(chunk)
                 if self.on_progress is not None:
                     self.on_progress(part.size, self.total)
         if self.total is not None and part.size > self.total:

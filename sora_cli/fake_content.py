@@ -214,6 +214,24 @@ class CreateRequest:
     model: str
     seconds: str
     size: str
+    reference: dict[str, object] | None = None  # what input_reference was received
+
+
+def _describe_file(part: FilePart, size: str) -> dict[str, object]:
+    """A received image file part, checked against the requested size as the real
+    service does. Bytes that are no JPEG/PNG/WebP at all are let through (lenient)."""
+    from sora_cli.images import image_info
+
+    info = image_info(part.data)
+    if info is not None and info.size != size:
+        raise _invalid("input_reference",
+                       "Inpaint image must match the requested width and height")
+    return {
+        "kind": "file", "filename": part.filename, "content_type": part.content_type,
+        "bytes": len(part.data), "sha256": hashlib.sha256(part.data).hexdigest(),
+        "image": info.kind if info else None, "width": info.width if info else None,
+        "height": info.height if info else None,
+    }
 
 
 def _invalid(param: str, message: str, code: str = "invalid_value") -> ApiFailure:
@@ -302,7 +320,7 @@ def _check_size(fields: dict[str, object], model: str) -> str:
     return size
 
 
-def _check_reference(fields: dict[str, object]) -> None:
+def _check_reference(fields: dict[str, object], size: str) -> dict[str, object] | None:
     value = fields.get("input_reference")
     flat = {
         key: fields[f"input_reference[{key}]"]
@@ -310,7 +328,7 @@ def _check_reference(fields: dict[str, object]) -> None:
         if f"input_reference[{key}]" in fields
     }
     if value is None and not flat:
-        return
+        return None
     if value is not None and flat:
         raise _invalid(
             "input_reference", "Give input_reference either as a file or as an object, not both."
@@ -318,7 +336,7 @@ def _check_reference(fields: dict[str, object]) -> None:
     if isinstance(value, FilePart):
         if not value.data:
             raise _invalid("input_reference", "The input_reference file is empty.")
-        return
+        return _describe_file(value, size)
     if value is not None and not isinstance(value, dict):
         raise _invalid(
             "input_reference",
@@ -331,9 +349,10 @@ def _check_reference(fields: dict[str, object]) -> None:
         raise _invalid(
             "input_reference", "input_reference must have exactly one of 'image_url' or 'file_id'."
         )
-    (given,) = reference.values()
+    ((key, given),) = reference.items()
     if not isinstance(given, str) or not given:
         raise _invalid("input_reference", "input_reference needs a non-empty string.")
+    return {"kind": key, key: given}
 
 
 def validate_create(fields: dict[str, object]) -> CreateRequest:
@@ -344,8 +363,8 @@ def validate_create(fields: dict[str, object]) -> CreateRequest:
         raise _invalid("model", "Invalid 'model': empty string.", "empty_string")
     seconds = _check_seconds(fields, model)
     size = _check_size(fields, model)
-    _check_reference(fields)
-    return CreateRequest(prompt, model, seconds, size)
+    reference = _check_reference(fields, size)
+    return CreateRequest(prompt, model, seconds, size, reference)
 
 
 def validate_remix(fields: dict[str, object]) -> str:

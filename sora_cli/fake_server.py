@@ -10,10 +10,16 @@ Faults are either scheduled (``add_faults`` or ``POST /_fake/faults``), consumed
 order, or random (``error_rate`` with ``seed``). Random faults on a create always strike
 before the video is created, so they never make duplicates by themselves; the
 ``create_then_*`` faults exist to test a client's handling of an ambiguous create.
-The ``/_fake`` control routes need no auth, never get faults and are not logged.
+The ``/_fake`` control routes need no auth, never get faults and are not logged;
+``GET /_fake/videos/{id}`` shows a video as the fake keeps it, with the
+``input_reference`` it was created with (a file part's name, content type, size,
+sha256 and pixel size) and whether it was deleted. As the real service, a reference
+image whose pixel size differs from ``size`` is refused ("Inpaint image must match
+the requested width and height").
 Quiet by default; ``SORA_FAKE_VERBOSE=1`` logs every request to stderr.
 
-Fault actions (``route`` narrows where they strike, ``prompt`` to one create):
+Fault actions (``route`` narrows where they strike, ``prompt`` to one create or
+remix; the create-only actions strike remixes too, which are billed creates):
 
 - ``error``: an error answer (``status``, ``retry_after_ms`` hints; ``text`` replaces the
   message, with ``{api_key}`` standing for the key the client offered);
@@ -140,13 +146,13 @@ class Fault:
     def applies_to(self, route: str, prompt: str | None) -> bool:
         if self.route not in ("*", route):
             return False
-        if self.action in CREATE_ONLY and route != "create":
+        if self.action in CREATE_ONLY and route not in ("create", "remix"):
             return False
         if self.action == "truncate" and route != "content":
             return False
         if self.action == "huge" and route == "content":
             return False
-        return self.prompt is None or (route == "create" and prompt == self.prompt)
+        return self.prompt is None or (route in ("create", "remix") and prompt == self.prompt)
 
 
 class _Dropped(Exception):
@@ -305,6 +311,16 @@ class _Backend:
         prompt = validate_remix(body)
         old = source.request
         return self.create(CreateRequest(prompt, old.model, old.seconds, old.size), video_id)
+
+    def inspect(self, video_id: str) -> dict[str, object]:
+        """What the fake knows of a video (deleted ones too), for tests: its view, the
+        input_reference it was created with, whether it was deleted."""
+        with self._lock:
+            video = self._videos.get(video_id)
+        if video is None:
+            raise ApiFailure(404, f"Video with id '{video_id}' not found.")
+        return {**self.view(video), "input_reference": video.request.reference,
+                "deleted": video.deleted}
 
     def content_info(self, video_id: str, variant: str) -> tuple[int, str]:
         if variant not in CONTENT_TYPES:
@@ -579,16 +595,21 @@ class _Handler(BaseHTTPRequestHandler):
         elif route == "delete":
             self._send_json(200, backend.delete(video_id))
         elif route == "remix":
-            self._send_json(200, backend.view(backend.remix(video_id, fields)))
+            self._create(fields, fault, remix_of=video_id)
         else:
             self._content(video_id, query.get("variant", "video"), fault)
 
-    def _create(self, fields: dict[str, object], fault: Fault | None) -> None:
+    def _create(self, fields: dict[str, object], fault: Fault | None,
+                remix_of: str | None = None) -> None:
+        """A create, or a remix of `remix_of` (also billed): the same faults apply."""
         fake = self.server.fake
-        request = validate_create(fields)
+        request = None if remix_of is not None else validate_create(fields)
         if fault is not None and fault.action == "stall_then_create":
             fake._done.wait((fault.delay_ms or DEFAULT_STALL_MS) / 1000)
-        video = fake._backend.create(request)
+        if request is None:
+            video = fake._backend.remix(str(remix_of), fields)
+        else:
+            video = fake._backend.create(request)
         if fault is not None and fault.action == "create_then_error":
             raise fault_failure(fault.status, fault.retry_after_ms)
         if fault is not None and fault.action == "create_then_drop":
@@ -665,6 +686,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"scheduled": len(faults)})
         elif self.command == "GET" and path == "/_fake/stats":
             self._send_json(200, fake._backend.stats())
+        elif self.command == "GET" and path.startswith("/_fake/videos/"):
+            self._send_json(200, fake._backend.inspect(path.removeprefix("/_fake/videos/")))
         elif self.command == "GET" and path.startswith("/_fake/cdn/"):
             self._cdn(path, query)
         elif self.command == "GET" and path.startswith("/_fake/sha256/"):

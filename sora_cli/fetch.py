@@ -9,6 +9,7 @@ from pathlib import Path
 from .api import ApiSettings, VideosClient
 from .config import Settings
 from .download import download_to
+from .errors import InvalidInput
 
 
 def api_settings(settings: Settings) -> ApiSettings:
@@ -21,13 +22,16 @@ def api_settings(settings: Settings) -> ApiSettings:
     )
 
 
-def fetch_video(settings: Settings, remote_id: str, dest: Path) -> None:
+def fetch_video(settings: Settings, remote_id: str, dest: Path, *,
+                variant: str = "video") -> None:
     from .services import require_key
 
     require_key(settings)
+    if dest.is_symlink():  # never write through a link, nor replace one unasked
+        raise InvalidInput(f"{dest} is a symbolic link; remove it or choose another path")
 
     async def go() -> None:
         async with VideosClient(api_settings(settings)) as client:
-            await download_to(client, remote_id, dest)
+            await download_to(client, remote_id, dest, variant=variant)
 
     asyncio.run(go())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -26,6 +27,19 @@ _NOT_SENT: Final = (
     httpx.LocalProtocolError,
 )
 _PERMANENT: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+# Escape sequences whole (CSI, OSC/DCS strings, two-byte escapes), then any other C0/C1
+# control character but tab and newline: server text is stored and shown without them.
+_CONTROL: Final = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?"
+    r"|\x1b[ -/]*[0-~]"
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def plain(text: str) -> str:
+    """Server-provided text without terminal escape sequences or control characters."""
+    return _CONTROL.sub("", text)
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -56,7 +70,7 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return value.strip() or None
+        return plain(value).strip() or None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return None
@@ -84,7 +98,7 @@ def parse_error_envelope(body: bytes) -> tuple[str | None, str | None]:
 
 
 def _plain_text(body: bytes) -> str | None:
-    text = body.decode("utf-8", errors="replace").strip()
+    text = plain(body.decode("utf-8", errors="replace")).strip()
     if not text or text.startswith("<") or "\n" in text[:_SNIPPET]:
         return None  # HTML pages and multi-line dumps say nothing useful in one line
     return text[:_SNIPPET] + ("..." if len(text) > _SNIPPET else "")

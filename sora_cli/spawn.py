@@ -9,7 +9,6 @@ up: "is a runner alive?" is "is the lock taken?".
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import subprocess
 import sys
@@ -46,6 +45,8 @@ def runner_info(lock_path: Path) -> dict[str, Any] | None:
     """What the live runner wrote into its lock file, or None when none is alive."""
     if not runner_alive(lock_path):
         return None
+    import json  # not at the top: `sora --help` never needs it
+
     try:
         info = json.loads(lock_path.read_text() or "{}")
     except (OSError, ValueError):
@@ -60,6 +61,8 @@ def hold_runner_lock(lock_path: Path, info: dict[str, Any]) -> Iterator[bool]:
     Probes hold the lock shared for microseconds, so a few quick retries tell a
     probe apart from a live runner.
     """
+    import json
+
     fd = _open_lock(lock_path)
     try:
         deadline = time.monotonic() + LOCK_RETRY_SECONDS

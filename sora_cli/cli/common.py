@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import typer
 
-from ..config import default_home, load_settings
+from ..config import Settings, default_home, insecure_base_url, load_settings
 from ..errors import InvalidInput, StoreError
 from ..jobs import Job
 from ..render import clean, job_dict, json_line
@@ -28,6 +28,13 @@ def open_context(tctx: typer.Context | None = None) -> Context:
     if tctx is not None:
         tctx.call_on_close(ctx.close)
     return ctx
+
+
+def warn_if_insecure(settings: Settings) -> None:
+    """For commands that send the API key: say so when it would travel in clear text."""
+    if insecure_base_url(settings.base_url):
+        note(f"warning: {settings.base_url} is plain http to another machine: the API key "
+             "and your prompts travel unencrypted (use https://)")
 
 
 def _check_home() -> None:

@@ -135,3 +135,95 @@ def kill_runner(s: Sora) -> int:
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not s.runner()["running"], 10, "the killed runner's lock to drop")
     return pid
+
+
+# --- helpers for the fault, security and store tests ---------------------------------
+
+CRASH_ENV = "SORA_TEST_CRASH_AT"  # the runner's test-only crash seam (see sora_cli/runner.py)
+
+
+def job_events(s: Sora, job_id: str) -> list[dict[str, Any]]:
+    """A job's events, read from the store file without writing to it."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{s.home / 'sora.db'}?mode=ro", uri=True, timeout=30)
+    try:
+        conn.row_factory = sqlite3.Row
+        rows = conn.execute("SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,))
+        return [dict(r) for r in rows]
+    finally:
+        conn.close()
+
+
+def runner_pid(s: Sora) -> int | None:
+    info = s.runner()
+    return int(info["pid"]) if info["running"] else None
+
+
+def wait_job(s: Sora, job_id: str, check: Callable[[dict[str, Any]], bool],
+             timeout: float = 60.0, what: str = "the job") -> dict[str, Any]:
+    return dict(wait_for(lambda: (j := s.job(job_id)) and check(j) and j, timeout, what))
+
+
+def assert_saved_once(s: Sora, fake: FakeProc, job_id: str) -> dict[str, Any]:
+    """The job completed with the server's exact bytes, from exactly one create."""
+    job = s.job(job_id)
+    assert job["status"] == "completed", job
+    path = Path(job["output_path"])
+    assert path.stat().st_size == job["bytes"]
+    assert job["sha256"] == fake.sha256(job["remote_id"])
+    creates = fake.stats()["creates_by_prompt"][job["prompt"]]
+    assert creates == 1, f"{creates} creates for one job"
+    assert not list(s.home.glob("videos/*.partial")), "a partial file was left behind"
+    return job
+
+
+def stop_all(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        stop_proc(proc)
+
+
+def start_fake_url(*args: str, scheme: str = "http") -> FakeProc:
+    """Like start_fake, for servers whose URL is not plain http (TLS)."""
+    proc = subprocess.Popen(
+        [SORA, "fake-server", "--port", "0", "--idle-exit", "300", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    assert line.startswith(f"{scheme}://127.0.0.1:"), f"fake-server said {line!r}"
+    return FakeProc(proc, line)
+
+
+def limited(*, file_size: int | None = None, no_root_powers: bool = False
+            ) -> Callable[[], None]:
+    """A preexec_fn: cap the size of files the process (and its children) may write, and/or
+    take away root's power to ignore file permissions (so chmod means something as root)."""
+
+    def setup() -> None:
+        if file_size is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
+        if no_root_powers and os.geteuid() == 0:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            for cap in (1, 2, 3):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
+                if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                    raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+    return setup
+
+
+def run_limited(s: Sora, *args: str, preexec: Callable[[], None], timeout: float = 120,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SORA, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**s.env, **(env or {})}, cwd=s.cwd, preexec_fn=preexec)
+
+
+def proc_memory_kib(pid: int, field: str = "VmRSS") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for pid {pid}")
