@@ -19,8 +19,8 @@ from .services import Context, _copy_into_place, output_path, resolve_all, submi
 from .store import Event
 
 VARIANTS: Final = {"video": "mp4", "thumbnail": "webp", "spritesheet": "jpg"}
-FINAL: Final = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
-RETRYABLE: Final = (JobStatus.FAILED, JobStatus.CANCELLED)
+FINAL: Final = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED)
+RETRYABLE: Final = (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED)
 
 
 def remote_completed(job: Job) -> bool:

@@ -8,6 +8,7 @@ OPENAI_ORG_ID, OPENAI_PROJECT_ID). The API key is kept out of every repr.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import stat
@@ -272,7 +273,14 @@ def insecure_base_url(base_url: str) -> bool:
     from urllib.parse import urlsplit
 
     parts = urlsplit(base_url)
-    return parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "http":
+        return False
+    if parts.hostname == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(parts.hostname or "").is_loopback
+    except ValueError:  # a host name: not provably loopback
+        return True
 
 
 def is_terminal(stream: Any = None) -> bool:

@@ -21,10 +21,16 @@ class JobStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"  # the server deleted the video before it was saved
 
     @property
     def is_active(self) -> bool:
         return self in ACTIVE_STATUSES
+
+    @property
+    def is_unsuccessful(self) -> bool:
+        """Final without a saved video: what `wait` reports as a failure (exit 1)."""
+        return self in UNSUCCESSFUL_STATUSES
 
     @property
     def is_final(self) -> bool:
@@ -34,6 +40,9 @@ class JobStatus(StrEnum):
 ACTIVE_STATUSES: Final = frozenset(
     {JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING}
 )
+UNSUCCESSFUL_STATUSES: Final = frozenset(
+    {JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED}
+)
 
 _S = JobStatus
 # Every legal move. `submitting -> queued` is taken only when the create provably
@@ -42,11 +51,12 @@ _S = JobStatus
 TRANSITIONS: Final[dict[JobStatus, frozenset[JobStatus]]] = {
     _S.QUEUED: frozenset({_S.SUBMITTING, _S.FAILED, _S.CANCELLED}),
     _S.SUBMITTING: frozenset({_S.QUEUED, _S.RUNNING, _S.FAILED, _S.CANCELLED}),
-    _S.RUNNING: frozenset({_S.DOWNLOADING, _S.FAILED, _S.CANCELLED}),
-    _S.DOWNLOADING: frozenset({_S.COMPLETED, _S.FAILED, _S.CANCELLED}),
+    _S.RUNNING: frozenset({_S.DOWNLOADING, _S.FAILED, _S.CANCELLED, _S.EXPIRED}),
+    _S.DOWNLOADING: frozenset({_S.COMPLETED, _S.FAILED, _S.CANCELLED, _S.EXPIRED}),
     _S.COMPLETED: frozenset(),
-    _S.FAILED: frozenset({_S.DOWNLOADING, _S.COMPLETED}),
+    _S.FAILED: frozenset({_S.DOWNLOADING, _S.COMPLETED, _S.EXPIRED}),
     _S.CANCELLED: frozenset(),
+    _S.EXPIRED: frozenset(),
 }
 
 

@@ -25,7 +25,7 @@ _CONTROL = re.compile(
 )
 _COLOURS = {
     "queued": "2", "submitting": "36", "running": "36", "downloading": "34",
-    "completed": "32", "failed": "31", "cancelled": "33",
+    "completed": "32", "failed": "31", "cancelled": "33", "expired": "35",
 }
 
 

@@ -238,9 +238,10 @@ class Runner:
                 log.warning("job %s: could not log an HTTP attempt: %s", job_id, exc)
         return record
 
-    def _fail(self, job_id: str, error: JobError, **fields: Any) -> None:
+    def _fail(self, job_id: str, error: JobError, *, status: JobStatus = JobStatus.FAILED,
+              **fields: Any) -> None:
         try:
-            self.store.transition(job_id, JobStatus.FAILED, owner=self.id, error=error, **fields)
+            self.store.transition(job_id, status, owner=self.id, error=error, **fields)
         except (LeaseLost, SoraError) as exc:
             log.warning("job %s: could not record failure: %s", job_id, exc)
 
@@ -352,12 +353,14 @@ class Runner:
         now = time.time()
         if job.expires_at is not None and now > job.expires_at:
             self._fail(job.id, JobError("expired", f"{job.remote_id} expired on the server "
-                                        "before it finished; it was not polled any more"))
+                                        "before it finished; it was not polled any more"),
+                       status=JobStatus.EXPIRED)
             return
         if job.submitted_at is not None and now - job.submitted_at > MAX_RUNNING_SECONDS:
             self._fail(job.id, JobError("expired", (
                 f"{job.remote_id} was still unfinished {MAX_RUNNING_SECONDS / 3600:g} h after "
-                "it was sent; its assets would have expired: not polling it any more")))
+                "it was sent; its assets would have expired: not polling it any more")),
+                status=JobStatus.EXPIRED)
             return
         try:
             answer = await self.client.retrieve(job.remote_id, on_attempt=self._recorder(job.id))
@@ -411,6 +414,8 @@ class Runner:
                 error = JobError("expired", f"{job.remote_id} is no longer on the server "
                                  "(its assets expired or were deleted); the video was not saved",
                                  http_status=404, request_id=exc.request_id)
+                self._fail(job.id, error, status=JobStatus.EXPIRED)
+                return
             self._fail(job.id, error)
             return
         except SoraError as exc:

@@ -131,7 +131,7 @@ class WaitResult:
 
     @property
     def any_failed(self) -> bool:
-        return any(j.status in (JobStatus.FAILED, JobStatus.CANCELLED) for j in self.jobs)
+        return any(j.status.is_unsuccessful for j in self.jobs)
 
 
 def watch(ctx: Context, ids: Sequence[str], *, timeout: float | None,
@@ -218,7 +218,8 @@ def output_path(out: str, cwd: Path, *, count: int) -> tuple[Path, bool]:
 def refuse_existing(paths: Iterable[Path], *, force: bool) -> None:
     """Fail (exit 2) before any waiting when a file would be overwritten without `force`."""
     for path in paths:
-        if path.is_dir() or (path.exists() and not force):
+        # lexists: a dangling symlink is "something there" too, never written through
+        if path.is_dir() or (os.path.lexists(path) and not force):
             what = "is a directory" if path.is_dir() else "exists; use --force to overwrite it"
             raise InvalidInput(f"{path} {what}")
 
@@ -227,10 +228,7 @@ def export(ctx: Context, job: Job, dest: Path, *, force: bool) -> Path:
     """Put the job's video at `dest`: a copy of the saved file (where the runner saved
     it, or in the shared videos dir as mounted here), or fetched from the API while it
     has not expired. Never overwrites without `force`."""
-    if dest.exists() and not force:
-        raise InvalidInput(f"{dest} exists; use --force to overwrite it")
-    if dest.is_dir():
-        raise InvalidInput(f"{dest} is a directory")
+    refuse_existing([dest], force=force)
     saved = _readable_copy(ctx.settings, job)
     if saved is not None:
         _copy_into_place(saved, dest, force=force)

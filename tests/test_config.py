@@ -289,6 +289,7 @@ def test_ensure_home_in_an_unwritable_parent_fails(tmp_path: Path) -> None:
     ("http://127.0.0.1:8000/v1", False),
     ("http://localhost:8000/v1", False),
     ("http://[::1]:8000/v1", False),
+    ("http://127.0.0.2:8000/v1", False),
     ("http://api.example.com/v1", True),
     ("http://localhost.example.com/v1", True),
     ("http://10.0.0.5/v1", True),

@@ -178,14 +178,16 @@ def test_illegal_moves_raise(src: JobStatus, dst: JobStatus) -> None:
 
 def test_illegal_count_matches_table() -> None:
     legal = sum(len(v) for v in TRANSITIONS.values())
-    assert legal == 15
-    assert len(ALL_MOVES) - legal == 49 - 15
+    assert legal == 18
+    assert len(ALL_MOVES) - legal == 64 - 18
 
 
 def test_active_and_final() -> None:
     assert {s for s in JobStatus if s.is_active} == {S.QUEUED, S.SUBMITTING, S.RUNNING,
                                                       S.DOWNLOADING}
-    assert {s for s in JobStatus if s.is_final} == {S.COMPLETED, S.FAILED, S.CANCELLED}
+    assert {s for s in JobStatus if s.is_final} == {S.COMPLETED, S.FAILED, S.CANCELLED,
+                                                     S.EXPIRED}
+    assert {s for s in JobStatus if s.is_unsuccessful} == {S.FAILED, S.CANCELLED, S.EXPIRED}
 
 
 # --- prices ------------------------------------------------------------------------------

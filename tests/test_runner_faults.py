@@ -121,7 +121,7 @@ def test_a_job_unfinished_for_too_long_is_not_polled_forever(
         polls = sum(1 for method, path, _ in server.request_log()
                     if method == "GET" and path.startswith("/v1/videos/video_"))
     done = final(store, job)
-    assert done.status is JobStatus.FAILED and done.error is not None
+    assert done.status is JobStatus.EXPIRED and done.error is not None
     assert done.error.code == "expired" and "not polling it any more" in done.error.message
     assert 1 <= polls <= 1.0 / 0.05 + 5
 
@@ -135,6 +135,6 @@ def test_a_job_past_its_expiry_is_not_polled(tmp_path: Path, server: FakeServer)
                      submitted_at=time.time() - 90000, expires_at=time.time() - 3600)
     run_runner(settings_for(tmp_path, server), store)
     done = final(store, job)
-    assert done.status is JobStatus.FAILED and done.error is not None
+    assert done.status is JobStatus.EXPIRED and done.error is not None
     assert done.error.code == "expired"
     assert not [p for _, p, _ in server.request_log() if remote.id in p]

@@ -209,3 +209,14 @@ def test_watch_ends_when_all_are_final(ctx: Context, kicks: list[Path]) -> None:
     snapshots = list(watch(ctx, [job.id], timeout=None))
     assert [[j.status for j in s] for s in snapshots] == [[JobStatus.COMPLETED]]
     assert kicks == []
+
+
+def test_export_refuses_a_dangling_symlink_without_force(tmp_path: Path) -> None:
+    """A symlink at the output path is never written through, even when it dangles."""
+    from sora_cli.errors import InvalidInput
+    from sora_cli.services import refuse_existing
+
+    link = tmp_path / "out.mp4"
+    link.symlink_to(tmp_path / "elsewhere" / "target.mp4")
+    with pytest.raises(InvalidInput, match="exists"):
+        refuse_existing([link], force=False)

@@ -76,7 +76,7 @@ def run_wait(ctx: Context, jobs: Sequence[Job], *, timeout: float | None, fail_f
             latest.update({j.id: j for j in snapshot})
             bars.update(snapshot)
             for job in snapshot:
-                if job.status in (JobStatus.FAILED, JobStatus.CANCELLED) and job.id not in reported:
+                if job.status.is_unsuccessful and job.id not in reported:
                     reported.add(job.id)
                     failed = True
                     note(failure_line(job))

@@ -16,7 +16,7 @@ from typing import Any
 import typer
 
 from ..errors import ExitCode, InvalidInput
-from ..jobs import Job, JobStatus
+from ..jobs import Job
 from ..render import clean, failure_line, job_dict, json_line, use_colour
 from ..services import Context, watch_active
 from . import app
@@ -90,7 +90,7 @@ class _Lines:
                 out(job.id)
             else:
                 out(f"{job.id} {job.status.value} {job.progress}%")
-            if job.status in (JobStatus.FAILED, JobStatus.CANCELLED) and not self.as_json:
+            if job.status.is_unsuccessful and not self.as_json:
                 note(failure_line(job))
 
     def close(self) -> None:

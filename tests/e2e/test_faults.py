@@ -343,7 +343,6 @@ def test_expired_video_fails_with_a_clear_message(make_fake: MakeFake,
     assert not (s.cwd / "late.mp4").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="needs store change: a final job status 'expired'")
 def test_expired_video_gets_its_own_state(make_fake: MakeFake, make_sora: MakeSora) -> None:
     s, job_id = _expire_quickly(make_fake, make_sora)
     assert s.job(job_id)["status"] == "expired"
