@@ -36,7 +36,7 @@ from .outgoing import CannotSend, remixed_from, save_thumbnail, send_create
 from .pacing import PollPace, RateLimit
 from .reconcile import find_created
 from .retry import backoff_delay
-from .store import LeaseLost, Store
+from .store import LeaseLost, RemoteIdTaken, Store
 
 __all__ = ["PollPace", "RateLimit", "Runner"]
 
@@ -301,7 +301,11 @@ class Runner:
                                message=f"cannot read the remote list, the job waits: {exc}")
                 found = None
             if found is not None and found.video is not None:
-                self._adopt(job, found.video, found.others)
+                try:
+                    self._adopt(job, found.video, found.others)
+                except RemoteIdTaken:  # another runner adopted it first: look again
+                    self.store.log(job.id, "reconcile_raced", runner_id=self.id,
+                                   message=f"{found.video.id} was adopted by another job")
                 return
         if found is None:
             await asyncio.sleep(self.s.poll_max_seconds)

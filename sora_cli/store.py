@@ -51,6 +51,15 @@ _UPDATABLE: Final = frozenset(JOB_COLUMNS) - {"id", "status", "created_at"}
 _ID_CHUNK: Final = 400  # ids per collision check (2 x 400 parameters < 999)
 
 
+class RemoteIdTaken(StoreError):
+    """Another job (perhaps of another runner) already owns this remote video."""
+
+
+def _is_unique_violation(exc: BaseException) -> bool:
+    # sqlite3.IntegrityError, psycopg.errors.UniqueViolation: both DB-API IntegrityErrors
+    return any(k.__name__ in ("IntegrityError", "UniqueViolation") for k in type(exc).__mro__)
+
+
 class LeaseLost(StoreError):
     """The job is no longer this runner's to work (cancelled, or taken over)."""
 
@@ -147,6 +156,17 @@ class Store(LeaseMixin, AdminMixin, MoneyMixin):
         With `owner`, the job must still be leased to that runner, else LeaseLost.
         """
         now = time.time() if now is None else now
+        try:
+            return self._transition(job_id, to, owner=owner, error=error, event=event,
+                                    message=message, now=now, attempt=attempt, **fields)
+        except Exception as exc:
+            if "remote_id" in fields and _is_unique_violation(exc):
+                raise RemoteIdTaken(f"{fields['remote_id']} belongs to another job") from None
+            raise
+
+    def _transition(self, job_id: str, to: JobStatus, *, owner: str | None,
+                    error: JobError | None, event: str | None, message: str | None,
+                    now: float, attempt: int | None, **fields: Any) -> Job:
         with self._write() as conn:
             job = self._locked_job(conn, job_id, owner)
             check_transition(job.id, job.status, to)

@@ -617,3 +617,18 @@ def test_queries_use_an_index(store: Store, monkeypatch: pytest.MonkeyPatch,
         full_scans = [d for d in plan if d.startswith("SCAN jobs") and "USING" not in d]
         assert not full_scans, f"{sql}\n{plan}"
         assert any("jobs USING" in d for d in plan), f"{sql}\n{plan}"
+
+
+def test_a_remote_id_owned_by_another_job_is_refused(store: Store) -> None:
+    """Two runners reconciling identical jobs may pick the same video: one wins, the other
+    is told (RemoteIdTaken) and its job is left as it was, to look again."""
+    from sora_cli.store import RemoteIdTaken
+
+    a, b = store.add_jobs([VideoRequest("twin"), VideoRequest("twin")])
+    for job in (a, b):
+        store.transition(job.id, JobStatus.SUBMITTING)
+    store.transition(a.id, JobStatus.RUNNING, remote_id="video_shared")
+    with pytest.raises(RemoteIdTaken, match="video_shared"):
+        store.transition(b.id, JobStatus.RUNNING, remote_id="video_shared")
+    after = store.get(b.id)
+    assert after is not None and after.status is JobStatus.SUBMITTING and after.remote_id is None
