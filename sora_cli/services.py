@@ -220,7 +220,9 @@ def refuse_existing(paths: Iterable[Path], *, force: bool) -> None:
     for path in paths:
         # lexists: a dangling symlink is "something there" too, never written through
         if path.is_dir() or (os.path.lexists(path) and not force):
-            what = "is a directory" if path.is_dir() else "exists; use --force to overwrite it"
+            what = ("is a directory" if path.is_dir() else
+                    "exists (a symbolic link); use --force to replace the link itself"
+                    if path.is_symlink() else "exists; use --force to overwrite it")
             raise InvalidInput(f"{path} {what}")
 
 
