@@ -1,0 +1,54 @@
+"""Error answers of the fake Videos API server: the 4-key error envelope and the
+answers of injected error faults."""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+ERROR_TYPES: Final[dict[int, str]] = {401: "invalid_request_error", 429: "requests"}
+FAULT_MESSAGES: Final[dict[int, str]] = {
+    429: "Rate limit reached for requests. Please try again later.",
+    500: "The server had an error while processing your request. Sorry about that!",
+    502: "Bad gateway.",
+    503: "The server is overloaded or not ready yet.",
+}
+
+
+class ApiFailure(Exception):
+    """An HTTP error answer, rendered with the 4-key error envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+
+    def envelope(self) -> dict[str, object]:
+        kind = ERROR_TYPES.get(self.status)
+        if kind is None:
+            kind = "server_error" if self.status >= 500 else "invalid_request_error"
+        error = {"message": self.message, "type": kind, "param": self.param, "code": self.code}
+        return {"error": error}
+
+
+def fault_failure(status: int, retry_after_ms: int | None, text: str | None = None
+                  ) -> ApiFailure:
+    """The answer of an injected error, with retry hints when a delay is given."""
+    headers: dict[str, str] = {}
+    if retry_after_ms is not None:
+        headers["retry-after-ms"] = str(retry_after_ms)
+        headers["retry-after"] = str(max(1, math.ceil(retry_after_ms / 1000)))
+    message = text or FAULT_MESSAGES.get(status, f"Injected fault (HTTP {status}).")
+    code = "rate_limit_exceeded" if status == 429 else None
+    return ApiFailure(status, message, code=code, headers=headers)
