@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sora_cli import runner as runner_module
+from sora_cli import runner_steps
 from sora_cli.api import ApiSettings, VideosClient
 from sora_cli.config import Settings
 from sora_cli.fake_content import CreateRequest
@@ -113,7 +113,7 @@ def test_too_many_new_videos_to_tell_fails_without_resending(tmp_path: Path,
 
 def test_a_job_unfinished_for_too_long_is_not_polled_forever(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner_module, "MAX_RUNNING_SECONDS", 1.0)
+    monkeypatch.setattr(runner_steps, "MAX_RUNNING_SECONDS", 1.0)
     with FakeServer(FakeOptions(job_seconds=3600, poll_after_ms=50)) as server:
         store = Store.open(tmp_path / "sora.db")
         (job,) = store.add_jobs([VideoRequest("never ends")])
