@@ -51,6 +51,8 @@ def _v2_to_v3(conn: Any) -> None:
     PostgreSQL, ids and runner ids compare byte by byte (prefix ranges), as on SQLite,
     and `bytes` is 64-bit (videos may pass 2 GiB)."""
     conn.execute("ALTER TABLE jobs ADD COLUMN output_host VARCHAR")
+    conn.execute("CREATE INDEX ix_jobs_remix_of ON jobs (remix_of)")
+    conn.execute("CREATE INDEX ix_jobs_retry_of ON jobs (retry_of)")
     if dialect(conn) == "postgresql":
         conn.execute("ALTER TABLE jobs ALTER COLUMN bytes TYPE BIGINT")
         from .schema import C_COLLATED

@@ -36,6 +36,8 @@ class JobRow(SQLModel, table=True):
         Index("ix_jobs_lease", "lease_owner"),
         Index("ux_jobs_remote_id", "remote_id", unique=True),
         Index("ix_jobs_label_created", "label", "created_at"),
+        Index("ix_jobs_remix_of", "remix_of"),  # schema 3: `status` finds remixes/retries
+        Index("ix_jobs_retry_of", "retry_of"),
     )
 
     id: str = Field(primary_key=True, sa_type=_bytewise(32))

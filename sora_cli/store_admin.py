@@ -67,11 +67,14 @@ class AdminMixin:
 
     def derived(self, job_id: str) -> dict[str, list[str]]:
         """Ids of the jobs that remix or retry `job_id`, oldest first."""
+        # Two indexed lookups (ix_jobs_remix_of, ix_jobs_retry_of): an OR with ORDER BY
+        # would walk the whole created_at index on a big store.
         rows = self._conn.execute(
-            "SELECT id, remix_of, retry_of FROM jobs WHERE remix_of = ? OR retry_of = ? "
-            "ORDER BY created_at, id", (job_id, job_id))
+            "SELECT id, remix_of, retry_of, created_at FROM jobs WHERE remix_of = ? "
+            "UNION SELECT id, remix_of, retry_of, created_at FROM jobs WHERE retry_of = ? "
+            "ORDER BY 4, 1", (job_id, job_id))
         links: dict[str, list[str]] = {"remixes": [], "retries": []}
-        for other, remix_of, retry_of in rows:
+        for other, remix_of, retry_of, _ in rows:
             if remix_of == job_id:
                 links["remixes"].append(other)
             if retry_of == job_id:
