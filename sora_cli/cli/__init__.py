@@ -20,6 +20,12 @@ from .. import __version__
 from ..errors import ExitCode, SoraError
 from ..render import clean
 
+try:
+    from ._params import install as install_plain_params
+except (ImportError, AttributeError):  # a Typer whose internals differ: keep its own path
+    def install_plain_params() -> None:
+        pass
+
 _verbose: list[bool] = [False]
 
 
@@ -81,6 +87,8 @@ class SoraGroup(TyperGroup):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
+install_plain_params()  # option values converted without importing pydantic
+
 app = typer.Typer(
     name="sora",
     cls=SoraGroup,
@@ -117,6 +125,10 @@ def _root(
 
 # Importing the command modules registers their commands, in this order in --help.
 from . import submit  # noqa: E402, I001
-from . import jobs, wait, download, manage  # noqa: E402
+from . import jobs, wait, download  # noqa: E402
+from . import watch, cost  # noqa: E402
+from . import remix, admin, logs, importing  # noqa: E402
+from . import manage  # noqa: E402
 
-__all__ = ["app", "download", "jobs", "manage", "submit", "wait"]
+__all__ = ["admin", "app", "cost", "download", "importing", "jobs", "logs", "manage", "remix",
+           "submit", "wait", "watch"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -23,12 +22,14 @@ app.add_typer(runner_app, name="runner")
 app.add_typer(config_app, name="config")
 
 SHELLS = ("bash", "zsh", "fish")
+LIVE_WITHIN = 10.0  # seconds: a runner beats every 2 s (or lease/3); silent longer, it is gone
 
 
 def runner_state(ctx: Any) -> dict[str, Any]:
     info = runner_info(ctx.settings.lock_path)
     state: dict[str, Any] = {"running": info is not None, "pid": None, "jobs_in_flight": 0,
                              "started_at": None, "runner_id": None, "heartbeat_at": None}
+    state["fleet"] = fleet_state(ctx, None if info is None else info.get("runner_id"))
     if info is None:
         return state
     state.update(pid=info.get("pid"), runner_id=info.get("runner_id"),
@@ -40,21 +41,43 @@ def runner_state(ctx: Any) -> dict[str, Any]:
     return state
 
 
+def fleet_state(ctx: Any, local_id: str | None) -> list[dict[str, Any]]:
+    """Every live runner of the store (all machines sharing it), this one marked."""
+    s = ctx.settings
+    if not s.database_url and not s.db_path.exists():
+        return []  # no store yet: nothing runs, and nothing is created just to say so
+    return [{"runner_id": r["id"], "host": r["host"], "pid": r["pid"], "leases": r["leases"],
+             "jobs_in_flight": r["jobs_in_flight"], "heartbeat_at": iso(r["heartbeat_at"]),
+             "started_at": iso(r["started_at"]), "local": r["id"] == local_id}
+            for r in ctx.store.fleet(stale_after=LIVE_WITHIN)]
+
+
 @runner_app.command("status")
 def runner_status(tctx: typer.Context, as_json: bool = JSON_OPT) -> None:
-    """Is a runner alive for this store, and what is it doing?
+    """Is a runner alive for this store, and what is it doing? With a shared
+    (PostgreSQL) store, also every live runner of the fleet, on every machine.
 
     \b
-    sora runner status --json
+    sora runner status --json | jq '.fleet[] | {host, pid, leases}'
     """
-    state = runner_state(open_context(tctx))
+    ctx = open_context(tctx)
+    state = runner_state(ctx)
     if as_json:
+        import json  # not at the top: `sora --help` never needs it
+
         out(json.dumps(state))
-    elif state["running"]:
+        return
+    if state["running"]:
         out(f"running: pid {state['pid']}, {state['jobs_in_flight']} job(s) in flight, "
             f"since {state['started_at']}")
     else:
         out("not running")
+    fleet = state["fleet"]
+    if ctx.settings.database_url or any(not r["local"] for r in fleet):
+        out(f"fleet: {len(fleet)} live runner(s)")
+        for r in fleet:
+            out(f"  {r['host']}  pid {r['pid']}  {r['leases']} lease(s)  heartbeat "
+                f"{r['heartbeat_at']}  {r['runner_id']}{'  (local)' if r['local'] else ''}")
 
 
 @runner_app.command("start")
@@ -118,6 +141,8 @@ def config_show(tctx: typer.Context, as_json: bool = JSON_OPT) -> None:
     settings = open_context(tctx).settings
     data = {**settings.public_dict(), "db_path": str(settings.db_path)}
     if as_json:
+        import json
+
         out(json.dumps(data))
     else:
         for key, value in data.items():
