@@ -45,10 +45,12 @@ class LeaseMixin:
             limit = limit if room is None else min(limit, room)
             if limit <= 0:
                 return []
+            # Never our own jobs, even with a lapsed lease: we are working them already
+            # (a second task on one job could send its create twice).
             rows = conn.execute(
                 f"{SELECT_JOB} WHERE status IN ({ACTIVE_SQL}) AND (lease_owner IS NULL "
-                "OR lease_expires_at < ?) ORDER BY created_at LIMIT ?"
-                f"{for_update(conn, skip_locked=True)}", (now, limit),
+                "OR (lease_expires_at < ? AND lease_owner <> ?)) ORDER BY created_at LIMIT ?"
+                f"{for_update(conn, skip_locked=True)}", (now, owner, limit),
             ).fetchall()
             jobs = [row_to_job(r) for r in rows]
             for job in jobs:

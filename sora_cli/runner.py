@@ -78,6 +78,8 @@ class Runner(JobSteps):
                 if claimed:
                     crash_point("after_claim")
                 for job in claimed:
+                    if job.id in self.tasks:  # one task per job, whatever the store says
+                        continue
                     log.info("job %s claimed (%s)", job.id, job.status)
                     task = asyncio.create_task(self._work(job.id))
                     task.add_done_callback(functools.partial(self._task_done, job.id))

@@ -23,6 +23,7 @@ import test_store as portable
 from test_store import (  # noqa: F401  (collected here, against PostgreSQL)
     test_a_live_lease_is_not_taken,
     test_a_remote_id_owned_by_another_job_is_refused,
+    test_a_runner_never_claims_its_own_lapsed_lease,
     test_add_jobs_is_all_or_nothing,
     test_add_jobs_records_queued_jobs,
     test_add_no_jobs,

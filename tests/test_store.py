@@ -632,3 +632,12 @@ def test_a_remote_id_owned_by_another_job_is_refused(store: Store) -> None:
         store.transition(b.id, JobStatus.RUNNING, remote_id="video_shared")
     after = store.get(b.id)
     assert after is not None and after.status is JobStatus.SUBMITTING and after.remote_id is None
+
+
+def test_a_runner_never_claims_its_own_lapsed_lease(store: Store) -> None:
+    """A runner whose renewals ran late must not claim (and start) a job it works already."""
+    (job,) = store.add_jobs([VideoRequest("mine")])
+    t0 = time.time()
+    assert [j.id for j in store.claim("host:1:a", 5, 1.0, now=t0)] == [job.id]
+    assert store.claim("host:1:a", 5, 1.0, now=t0 + 10) == []
+    assert [j.id for j in store.claim("host:2:b", 5, 1.0, now=t0 + 10)] == [job.id]
