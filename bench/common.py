@@ -178,7 +178,7 @@ class FakeServer:
 
     def __init__(self, *, job_seconds: float, video_bytes: int = 65536,
                  poll_after_ms: int = 1000) -> None:
-        argv = [PY, "-m", "sora_cli.fake_server", "--port", "0", "--idle-exit", "900",
+        argv = [PY, "-m", "sora_cli.fake.server", "--port", "0", "--idle-exit", "900",
                 "--job-seconds", str(job_seconds), "--video-bytes", str(video_bytes),
                 "--poll-after-ms", str(poll_after_ms)]
         self.proc = subprocess.Popen(argv, env=child_env(None), stdout=subprocess.PIPE,

@@ -16,8 +16,8 @@ RUNNER_ARGV = [PY, "-m", "sora_cli", "runner", "serve"]
 
 def seed_jobs(home: Path, count: int, prompt: str = "a red fox in the snow") -> list[str]:
     from sora_cli.config import ensure_home
-    from sora_cli.jobs import VideoRequest
-    from sora_cli.store import Store
+    from sora_cli.domain.jobs import VideoRequest
+    from sora_cli.store.repository import Store
 
     ensure_home(home)
     with Store.open(home / "sora.db") as store:

@@ -16,8 +16,8 @@ FLOOR = [PY, "-c", "import sqlite3, typer"]
 def seed(home: Path, count: int) -> list[str]:
     """A store with `count` queued jobs; returns their ids."""
     from sora_cli.config import ensure_home
-    from sora_cli.jobs import VideoRequest
-    from sora_cli.store import Store
+    from sora_cli.domain.jobs import VideoRequest
+    from sora_cli.store.repository import Store
 
     ensure_home(home)
     with Store.open(home / "sora.db") as store:

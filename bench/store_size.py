@@ -29,7 +29,7 @@ def build(home: Path, jobs: int, seed: int = 7) -> tuple[list[str], float]:
     """A store of `jobs` jobs (the newest 5 still queued); returns ids oldest first and
     the seconds the build took."""
     from sora_cli.config import ensure_home
-    from sora_cli.store import Store
+    from sora_cli.store.repository import Store
 
     started = time.perf_counter()
     ensure_home(home)

@@ -24,7 +24,7 @@ def has_file_option() -> bool:
 def template(home: Path) -> Path:
     """An empty store at the current schema, to copy for each trial."""
     from sora_cli.config import ensure_home
-    from sora_cli.store import Store
+    from sora_cli.store.repository import Store
 
     ensure_home(home)
     Store.open(home / "sora.db").close()

@@ -15,8 +15,8 @@ from pathlib import Path
 def main(path: str) -> int:
     os.umask(0o077)
     from sora_cli.config import load_settings
-    from sora_cli.jobs import VideoRequest
-    from sora_cli.services import Context, submit
+    from sora_cli.domain.jobs import VideoRequest
+    from sora_cli.services.context import Context, submit
 
     settings = load_settings()
     prompts = [line for line in Path(path).read_text().splitlines() if line.strip()]

@@ -7,9 +7,9 @@ def main() -> None:
     import os
 
     os.umask(0o077)  # everything sora creates in its data dir is private to the user
-    from .cli import app
+    from sora_cli.cli.main import main as run
 
-    app()
+    run()
 
 
 if __name__ == "__main__":

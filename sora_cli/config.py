@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
-from .errors import InvalidInput, StoreError
+from sora_cli.errors import InvalidInput, StoreError
 
 DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
 APP_NAME: Final = "sora"

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from sora_cli.cli import app
-from sora_cli.jobs import Job, JobError, JobStatus, VideoRequest
-from sora_cli.store import Store
+from sora_cli.cli.main import app
+from sora_cli.domain.jobs import Job, JobError, JobStatus, VideoRequest
+from sora_cli.store.repository import Store
 
 KEY = "sk-test-0123456789abcdefXYZ"
 PATH = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING,
@@ -26,7 +26,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SORA_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
-    monkeypatch.setattr("sora_cli.services.ensure_runner", lambda *a: True)
+    monkeypatch.setattr("sora_cli.services.context.ensure_runner", lambda *a: True)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "home").mkdir(mode=0o700)
     return tmp_path / "home"
@@ -180,7 +180,7 @@ def test_a_deleted_id_is_never_given_again(home: Path, monkeypatch: pytest.Monke
     gone = add(home, JobStatus.COMPLETED)
     assert sora("delete", gone.id, "--yes").exit_code == 0
     draws = iter([gone.id, "zzzz2345"])
-    monkeypatch.setattr("sora_cli.store.new_job_id", lambda: next(draws))
+    monkeypatch.setattr("sora_cli.store.repository.new_job_id", lambda: next(draws))
     r = sora("submit", "a new fox", "-q")
     assert r.exit_code == 0, r.stderr
     assert r.stdout.strip() == "zzzz2345"
@@ -194,7 +194,7 @@ def test_delete_off_a_terminal_without_yes_exits_2_and_changes_nothing(home: Pat
 
 
 def test_delete_asks_on_a_terminal(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sora_cli.cli.admin.interactive", lambda: True)
+    monkeypatch.setattr("sora_cli.cli.housekeeping.interactive", lambda: True)
     job = add(home, JobStatus.COMPLETED)
     r = sora("delete", job.id, input="n\n")
     assert r.exit_code == 1 and "Delete 1 job(s)?" in r.stderr and "nothing deleted" in r.stderr

@@ -15,14 +15,14 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
-from sora_cli.api import ApiSettings, VideosClient
-from sora_cli.cli import app
+from sora_cli.cli.main import app
 from sora_cli.config import Settings, load_settings
+from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.errors import InvalidInput
-from sora_cli.fake_server import FakeOptions, FakeServer
-from sora_cli.jobs import Job, JobStatus, VideoRequest
-from sora_cli.runner import Runner
-from sora_cli.store import Store
+from sora_cli.fake.server import FakeOptions, FakeServer
+from sora_cli.providers.client import ApiSettings, VideosClient
+from sora_cli.runner.loop import Runner
+from sora_cli.store.repository import Store
 
 KEY = "sk-test-0123456789abcdefXYZ"
 
@@ -39,7 +39,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: FakeServer) ->
     monkeypatch.setenv("SORA_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-    monkeypatch.setattr("sora_cli.services.ensure_runner", lambda *a: True)
+    monkeypatch.setattr("sora_cli.services.context.ensure_runner", lambda *a: True)
     monkeypatch.chdir(tmp_path)
     return tmp_path / "home"
 

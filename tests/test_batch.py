@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from sora_cli.cli import app
-from sora_cli.jobs import JobStatus, VideoRequest
-from sora_cli.store import Store
+from sora_cli.cli.main import app
+from sora_cli.domain.jobs import JobStatus, VideoRequest
+from sora_cli.store.repository import Store
 
 KEY = "sk-test-0123456789abcdefXYZ"
 PATH = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING,
@@ -44,7 +44,7 @@ def kicks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         calls.append(home)
         return True
 
-    monkeypatch.setattr("sora_cli.services.ensure_runner", record)
+    monkeypatch.setattr("sora_cli.services.context.ensure_runner", record)
     return calls
 
 
@@ -269,11 +269,10 @@ def test_wait_for_an_unknown_label_exits_3(home: Path) -> None:
     assert "--label" in one_error(sora("wait"), 2)
 
 
-# --- images (the image logic itself is sora_cli/images.py's, tested there) -----------------
+# --- images (the image logic itself is sora_cli/services/images.py's, tested there) -----------------
 
 
 def test_image_lines_keep_a_checked_copy(home: Path) -> None:
-    pytest.importorskip("sora_cli.images", reason="sora_cli/images.py is not written yet")
     Path("portrait.png").write_bytes(png(720, 1280))
     Path("wide.png").write_bytes(png(1280, 720))
     text = ('{"prompt": "a", "image": "portrait.png"}\n'
@@ -288,7 +287,6 @@ def test_image_lines_keep_a_checked_copy(home: Path) -> None:
 
 
 def test_a_bad_image_line_fails_the_batch_naming_the_line(home: Path) -> None:
-    pytest.importorskip("sora_cli.images", reason="sora_cli/images.py is not written yet")
     Path("wide.png").write_bytes(png(1280, 720))
     Path("notes.png").write_text("not an image")
     text = 'fine\n{"prompt": "a", "image": "wide.png"}\n'
@@ -300,7 +298,6 @@ def test_a_bad_image_line_fails_the_batch_naming_the_line(home: Path) -> None:
 
 
 def test_submit_image_and_fit_options(home: Path) -> None:
-    pytest.importorskip("sora_cli.images", reason="sora_cli/images.py is not written yet")
     Path("wide.png").write_bytes(png(1280, 720))
     job = sora("submit", "-q", "x", "--image", "wide.png", "--size", "1280x720").stdout.strip()
     assert Path(jobs_in(home)[0].image).read_bytes() == png(1280, 720)
@@ -317,7 +314,6 @@ def test_submit_image_and_fit_options(home: Path) -> None:
 
 
 def test_dry_run_checks_images_without_keeping_them(home: Path) -> None:
-    pytest.importorskip("sora_cli.images", reason="sora_cli/images.py is not written yet")
     Path("portrait.png").write_bytes(png(720, 1280))
     r = sora("submit", "--dry-run", "--json", "x", "--image", "portrait.png")
     assert r.exit_code == 0, r.stderr

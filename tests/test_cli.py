@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from sora_cli.cli import app
-from sora_cli.jobs import JobError, JobStatus, VideoRequest
-from sora_cli.spawn import hold_runner_lock
-from sora_cli.store import Store
+from sora_cli.cli.main import app
+from sora_cli.domain.jobs import JobError, JobStatus, VideoRequest
+from sora_cli.runner.spawn import hold_runner_lock
+from sora_cli.store.repository import Store
 
 KEY = "sk-test-0123456789abcdefXYZ"
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -46,7 +46,7 @@ def kicks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         calls.append(home)
         return True
 
-    monkeypatch.setattr("sora_cli.services.ensure_runner", record)
+    monkeypatch.setattr("sora_cli.services.context.ensure_runner", record)
     monkeypatch.setattr("sora_cli.cli.manage.ensure_runner", record)
     return calls
 
@@ -251,7 +251,7 @@ def test_status_unknown_id_exits_3(home: Path) -> None:
 def test_status_ambiguous_prefix_exits_3_listing_the_candidates(
         home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ids = iter(["abcd2345", "abcd6789", "wxyz2345"])
-    monkeypatch.setattr("sora_cli.store.new_job_id", lambda: next(ids))
+    monkeypatch.setattr("sora_cli.store.repository.new_job_id", lambda: next(ids))
     for _ in range(3):
         add(home)
     line = one_error(sora("status", "abcd"), 3)

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from sora_cli import services
-from sora_cli.cli import app
-from sora_cli.jobs import Job, JobError, JobStatus, VideoRequest
-from sora_cli.store import Store
+from sora_cli.cli.main import app
+from sora_cli.domain.jobs import Job, JobError, JobStatus, VideoRequest
+from sora_cli.services import context as services
+from sora_cli.store.repository import Store
 
 KEY = "sk-test-0123456789abcdef"
 PATH = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING,
@@ -53,7 +53,7 @@ def kicks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         calls.append(home)
         return True
 
-    monkeypatch.setattr("sora_cli.services.ensure_runner", record)
+    monkeypatch.setattr("sora_cli.services.context.ensure_runner", record)
     return calls
 
 

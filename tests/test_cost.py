@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from sora_cli.cli import app
-from sora_cli.errors import InvalidInput
-from sora_cli.jobs import JobError, JobStatus, VideoRequest
-from sora_cli.money import (
+from sora_cli.cli.main import app
+from sora_cli.domain.jobs import JobError, JobStatus, VideoRequest
+from sora_cli.domain.money import (
     BudgetExceeded,
     PriceCount,
     check_budget,
@@ -25,7 +24,8 @@ from sora_cli.money import (
     local_midnight,
     parse_since,
 )
-from sora_cli.store import Store
+from sora_cli.errors import InvalidInput
+from sora_cli.store.repository import Store
 
 KEY = "sk-test-0123456789abcdefXYZ"
 DAY = 86400.0
@@ -51,7 +51,7 @@ def kicks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         calls.append(home)
         return True
 
-    monkeypatch.setattr("sora_cli.services.ensure_runner", record)
+    monkeypatch.setattr("sora_cli.services.context.ensure_runner", record)
     return calls
 
 

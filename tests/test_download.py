@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from sora_cli import download
-from sora_cli.api import ApiSettings, Attempt, VideosClient
-from sora_cli.download import Saved, download_to
 from sora_cli.errors import ApiError, SoraError, TransportError
+from sora_cli.providers import download
+from sora_cli.providers.client import ApiSettings, Attempt, VideosClient
+from sora_cli.providers.download import Saved, download_to
 
 BASE = "http://api.test/v1"
 VIDEO = random.Random(3).randbytes(300_000)

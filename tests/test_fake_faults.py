@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from sora_cli.fake_content import content_sha256
-from sora_cli.fake_server import FakeOptions, FakeServer, Fault, _fault_mix
+from sora_cli.fake.content import content_sha256
+from sora_cli.fake.server import FakeOptions, FakeServer, Fault, _fault_mix
 
 AUTH = {"Authorization": "Bearer sk-test"}
 

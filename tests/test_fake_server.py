@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from sora_cli.fake_content import iter_content
-from sora_cli.fake_server import FakeOptions, FakeServer, Fault, main
+from sora_cli.fake.content import iter_content
+from sora_cli.fake.server import FakeOptions, FakeServer, Fault, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -739,7 +739,7 @@ def test_stop_wakes_a_stalled_create() -> None:
 def spawn(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("SORA_FAKE_VERBOSE", None)
-    command = [sys.executable, "-m", "sora_cli.fake_server", *args]
+    command = [sys.executable, "-m", "sora_cli.fake.server", *args]
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from sora_cli.fake_server import FakeOptions, FakeServer, Fault
+from sora_cli.fake.server import FakeOptions, FakeServer, Fault
 
 openai = pytest.importorskip("openai", reason="the official openai SDK is not installed")
 

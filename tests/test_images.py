@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from sora_cli.api import ApiSettings, VideosClient
 from sora_cli.config import Settings
+from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.errors import InvalidInput
-from sora_cli.fake_server import FakeOptions, FakeServer
-from sora_cli.images import image_info, prepare_image, sniff
-from sora_cli.jobs import Job, JobStatus, VideoRequest
-from sora_cli.runner import Runner
-from sora_cli.store import Store
+from sora_cli.fake.server import FakeOptions, FakeServer
+from sora_cli.providers.client import ApiSettings, VideosClient
+from sora_cli.runner.loop import Runner
+from sora_cli.services.images import image_info, prepare_image, sniff
+from sora_cli.store.repository import Store
 
 
 def png_bytes(w: int, h: int) -> bytes:
@@ -180,14 +180,14 @@ def test_fit_needs_a_file(tmp_path: Path) -> None:
 def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SORA_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
-    monkeypatch.setattr("sora_cli.services.ensure_runner", lambda *a: True)
+    monkeypatch.setattr("sora_cli.services.context.ensure_runner", lambda *a: True)
     return tmp_path / "home"
 
 
 def submit(*args: str) -> Any:
     from typer.testing import CliRunner
 
-    from sora_cli.cli import app
+    from sora_cli.cli.main import app
 
     return CliRunner().invoke(app, ["submit", *args], catch_exceptions=False)
 

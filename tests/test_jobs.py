@@ -6,8 +6,7 @@ import itertools
 
 import pytest
 
-from sora_cli.errors import ExitCode, InvalidInput
-from sora_cli.jobs import (
+from sora_cli.domain.jobs import (
     ACTIVE_STATUSES,
     ID_ALPHABET,
     ID_LENGTH,
@@ -25,6 +24,7 @@ from sora_cli.jobs import (
     sizes_for,
     validate_request,
 )
+from sora_cli.errors import ExitCode, InvalidInput
 
 S = JobStatus
 

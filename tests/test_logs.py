@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from sora_cli.api import ApiSettings, VideosClient
-from sora_cli.cli import app
+from sora_cli.cli.main import app
 from sora_cli.config import Settings
-from sora_cli.fake_server import FakeOptions, FakeServer, Fault
-from sora_cli.jobs import JobStatus, VideoRequest
-from sora_cli.runner import Runner
-from sora_cli.store import Store
+from sora_cli.domain.jobs import JobStatus, VideoRequest
+from sora_cli.fake.server import FakeOptions, FakeServer, Fault
+from sora_cli.providers.client import ApiSettings, VideosClient
+from sora_cli.runner.loop import Runner
+from sora_cli.store.repository import Store
 
 EVENT_KEYS = {"job_id", "at", "kind", "from_status", "to_status", "attempt", "http_status",
               "request_id", "retry_in", "message", "runner_id"}
@@ -25,7 +25,7 @@ EVENT_KEYS = {"job_id", "at", "kind", "from_status", "to_status", "attempt", "ht
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SORA_HOME", str(tmp_path))
-    monkeypatch.setattr("sora_cli.services.ensure_runner", lambda *a: True)
+    monkeypatch.setattr("sora_cli.services.context.ensure_runner", lambda *a: True)
     return tmp_path
 
 

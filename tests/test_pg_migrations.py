@@ -17,11 +17,11 @@ import pgtest
 import pytest
 from test_schema import T0, V1_EVENT_COLUMNS, V1_IDS, V1_JOB_COLUMNS
 
-from sora_cli import migrations, schema
+from sora_cli.domain.jobs import JobStatus, VideoRequest
 from sora_cli.errors import StoreError
-from sora_cli.jobs import JobStatus, VideoRequest
-from sora_cli.pg import PgDB
-from sora_cli.store import EVENT_COLUMNS, JOB_COLUMNS, Store
+from sora_cli.store import migrations, schema
+from sora_cli.store.pg import PgDB
+from sora_cli.store.repository import EVENT_COLUMNS, JOB_COLUMNS, Store
 
 pytestmark = pytest.mark.postgres
 S = JobStatus

@@ -57,11 +57,11 @@ from test_store import (  # noqa: F401  (collected here, against PostgreSQL)
     test_wrong_lease_owner_is_refused,
 )
 
-from sora_cli.db import StoreUnavailable
+from sora_cli.domain.jobs import JobStatus, VideoRequest
 from sora_cli.errors import InvalidInput, JobNotFound
-from sora_cli.jobs import JobStatus, VideoRequest
-from sora_cli.pg import PgDB
-from sora_cli.store import Store
+from sora_cli.store.db import StoreUnavailable
+from sora_cli.store.pg import PgDB
+from sora_cli.store.repository import Store
 
 pytestmark = pytest.mark.postgres
 S = JobStatus
@@ -381,7 +381,7 @@ def test_the_runner_carries_on_through_dropped_connections(
         tmp_path: Path, pg_url: str, pg_database: pgtest.Database) -> None:
     from test_runner import run_runner, settings_for
 
-    from sora_cli.fake_server import FakeOptions, FakeServer
+    from sora_cli.fake.server import FakeOptions, FakeServer
 
     n = 24
     with FakeServer(FakeOptions(job_seconds=0.3, poll_after_ms=50, video_bytes=20_000)) as fake:
@@ -419,8 +419,8 @@ def test_runner_waits_for_the_store_to_come_back(tmp_path: Path, pg_url: str) ->
     and finishes the work once it returns."""
     from test_runner import run_runner, settings_for
 
-    from sora_cli import pg
-    from sora_cli.fake_server import FakeOptions, FakeServer
+    from sora_cli.fake.server import FakeOptions, FakeServer
+    from sora_cli.store import pg
 
     with FakeServer(FakeOptions(job_seconds=0.2, poll_after_ms=50, video_bytes=10_000)) as fake:
         s = settings_for(tmp_path, fake, lease_seconds=30.0, creates_per_minute=10_000)
@@ -458,8 +458,8 @@ def test_download_on_another_machine(tmp_path: Path, pg_url: str) -> None:
     from test_runner import run_runner, settings_for
 
     from sora_cli.errors import SoraError
-    from sora_cli.fake_server import FakeOptions, FakeServer
-    from sora_cli.services import Context, export
+    from sora_cli.fake.server import FakeOptions, FakeServer
+    from sora_cli.services.context import Context, export
 
     share = tmp_path / "share"
     for machine in "abc":

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from sora_cli.api import ApiSettings, Video, VideosClient
-from sora_cli.cli import app
+from sora_cli.cli.main import app
 from sora_cli.config import Settings
-from sora_cli.fake_server import FakeOptions, FakeServer, Fault
-from sora_cli.jobs import Job, JobStatus, VideoRequest
-from sora_cli.reconcile import matches
-from sora_cli.runner import Runner
-from sora_cli.store import Store
+from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
+from sora_cli.fake.server import FakeOptions, FakeServer, Fault
+from sora_cli.providers.client import ApiSettings, Video, VideosClient
+from sora_cli.providers.reconcile import matches
+from sora_cli.runner.loop import Runner
+from sora_cli.store.repository import Store
 
 KEY = "sk-test-0123456789abcdefXYZ"
 PATH = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING,
@@ -31,7 +31,7 @@ PATH = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOW
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SORA_HOME", str(tmp_path))
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setattr("sora_cli.services.ensure_runner", lambda *a: True)
+    monkeypatch.setattr("sora_cli.services.context.ensure_runner", lambda *a: True)
     return tmp_path
 
 

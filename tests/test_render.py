@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from sora_cli.jobs import Job, JobError, JobStatus
-from sora_cli.render import clean, detail, failure_line, iso, job_dict, table, use_colour
+from sora_cli.cli.render import clean, detail, failure_line, iso, job_dict, table, use_colour
+from sora_cli.domain.jobs import Job, JobError, JobStatus
 
 JSON_FIELDS = {
     "id", "remote_id", "status", "remote_status", "progress", "prompt", "model", "size",

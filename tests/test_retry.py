@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from sora_cli.retry import (
+from sora_cli.providers.retry import (
     MAX_RETRIES_DEFAULT,
     backoff_delay,
     hint_too_long,

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from sora_cli.api import ApiSettings, VideosClient
 from sora_cli.config import Settings
-from sora_cli.fake_server import FakeOptions, FakeServer, Fault
-from sora_cli.jobs import JobStatus, VideoRequest
-from sora_cli.runner import PollPace, RateLimit, Runner
-from sora_cli.store import Store
+from sora_cli.domain.jobs import JobStatus, VideoRequest
+from sora_cli.fake.server import FakeOptions, FakeServer, Fault
+from sora_cli.providers.client import ApiSettings, VideosClient
+from sora_cli.runner.loop import PollPace, RateLimit, Runner
+from sora_cli.store.repository import Store
 
 
 @pytest.fixture

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from sora_cli import runner_steps
-from sora_cli.api import ApiSettings, VideosClient
 from sora_cli.config import Settings
-from sora_cli.fake_content import CreateRequest
-from sora_cli.fake_server import FakeOptions, FakeServer, Fault
-from sora_cli.jobs import Job, JobStatus, VideoRequest
-from sora_cli.runner import Runner
-from sora_cli.store import Store
+from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
+from sora_cli.fake.content import CreateRequest
+from sora_cli.fake.server import FakeOptions, FakeServer, Fault
+from sora_cli.providers.client import ApiSettings, VideosClient
+from sora_cli.runner import steps as runner_steps
+from sora_cli.runner.loop import Runner
+from sora_cli.store.repository import Store
 
 
 @pytest.fixture

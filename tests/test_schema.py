@@ -20,11 +20,11 @@ from unittest import mock
 
 import pytest
 
-import sora_cli.store as store_mod
-from sora_cli import migrations, schema
+import sora_cli.store.repository as store_mod
+from sora_cli.domain.jobs import JobError, JobStatus, VideoRequest
 from sora_cli.errors import StoreError
-from sora_cli.jobs import JobError, JobStatus, VideoRequest
-from sora_cli.store import EVENT_COLUMNS, JOB_COLUMNS, Store
+from sora_cli.store import migrations, schema
+from sora_cli.store.repository import EVENT_COLUMNS, JOB_COLUMNS, Store
 
 S = JobStatus
 FIXTURE = Path(__file__).parent / "fixtures" / "store_v1.sql"

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from sora_cli import services
 from sora_cli.config import load_settings
+from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.errors import AuthError, InvalidInput, JobNotFound, SoraError
-from sora_cli.jobs import Job, JobStatus, VideoRequest
-from sora_cli.services import (
+from sora_cli.services import context as services
+from sora_cli.services.context import (
     Context,
     cancel,
     export,
@@ -214,7 +214,7 @@ def test_watch_ends_when_all_are_final(ctx: Context, kicks: list[Path]) -> None:
 def test_export_refuses_a_dangling_symlink_without_force(tmp_path: Path) -> None:
     """A symlink at the output path is never written through, even when it dangles."""
     from sora_cli.errors import InvalidInput
-    from sora_cli.services import refuse_existing
+    from sora_cli.services.context import refuse_existing
 
     link = tmp_path / "out.mp4"
     link.symlink_to(tmp_path / "elsewhere" / "target.mp4")

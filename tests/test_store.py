@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-import sora_cli.store as store_mod
-from sora_cli import store_sql
+import sora_cli.store.repository as store_mod
+from sora_cli.domain.jobs import ID_ALPHABET, IllegalTransition, JobError, JobStatus, VideoRequest
 from sora_cli.errors import ExitCode, InvalidInput, JobNotFound, StoreError
-from sora_cli.jobs import ID_ALPHABET, IllegalTransition, JobError, JobStatus, VideoRequest
-from sora_cli.store import LeaseLost, Store
+from sora_cli.store import sqlite as store_sql
+from sora_cli.store.repository import LeaseLost, Store
 
 S = JobStatus
 
@@ -91,7 +91,7 @@ def test_add_jobs_is_all_or_nothing(store: Store, monkeypatch: pytest.MonkeyPatc
             raise RuntimeError("disk on fire")
         real(*args, **kw)
 
-    monkeypatch.setattr("sora_cli.store.insert_event", fail_second)
+    monkeypatch.setattr("sora_cli.store.repository.insert_event", fail_second)
     with pytest.raises(RuntimeError):
         add(store, "a", "b", "c")
     assert store.list_jobs(limit=None) == []
@@ -622,7 +622,7 @@ def test_queries_use_an_index(store: Store, monkeypatch: pytest.MonkeyPatch,
 def test_a_remote_id_owned_by_another_job_is_refused(store: Store) -> None:
     """Two runners reconciling identical jobs may pick the same video: one wins, the other
     is told (RemoteIdTaken) and its job is left as it was, to look again."""
-    from sora_cli.store import RemoteIdTaken
+    from sora_cli.store.repository import RemoteIdTaken
 
     a, b = store.add_jobs([VideoRequest("twin"), VideoRequest("twin")])
     for job in (a, b):

@@ -8,11 +8,11 @@ from collections.abc import Iterable
 
 import typer
 
-from ..config import Settings, default_home, insecure_base_url, load_settings
-from ..errors import InvalidInput, StoreError
-from ..jobs import Job
-from ..render import clean, job_dict, json_line
-from ..services import Context
+from sora_cli.cli.render import clean, job_dict, json_line
+from sora_cli.config import Settings, default_home, insecure_base_url, load_settings
+from sora_cli.domain.jobs import Job
+from sora_cli.errors import InvalidInput, StoreError
+from sora_cli.services.context import Context
 
 
 def open_context(tctx: typer.Context | None = None) -> Context:

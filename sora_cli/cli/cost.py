@@ -6,12 +6,12 @@ from typing import Any
 
 import typer
 
-from ..errors import InvalidInput
-from ..money import GROUPINGS, CostLine, money, parse_since
-from ..render import clean, iso, json_line
-from ..spending import CostReport, cost
-from . import app
-from .common import note, open_context, out
+from sora_cli.cli.app import app
+from sora_cli.cli.common import note, open_context, out
+from sora_cli.cli.render import clean, iso, json_line
+from sora_cli.domain.money import GROUPINGS, CostLine, money, parse_since
+from sora_cli.errors import InvalidInput
+from sora_cli.services.spending import CostReport, cost
 
 
 @app.command("cost")

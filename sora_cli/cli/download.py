@@ -6,12 +6,12 @@ from pathlib import Path
 
 import typer
 
-from ..errors import SoraError
-from ..jobs import JobStatus
-from ..services import export, output_targets
-from . import app
-from .common import open_context, out, warn_if_insecure
-from .wait import shown
+from sora_cli.cli.app import app
+from sora_cli.cli.common import open_context, out, warn_if_insecure
+from sora_cli.cli.wait import shown
+from sora_cli.domain.jobs import JobStatus
+from sora_cli.errors import SoraError
+from sora_cli.services.context import export, output_targets
 
 
 @app.command("download")
@@ -30,7 +30,7 @@ def download_cmd(
     sora download k3x9 -o corgi.mp4
     sora download k3x9 --variant thumbnail -o thumbs/
     """
-    from ..admin import check_variant, export_variant, variant_target
+    from sora_cli.services.housekeeping import check_variant, export_variant, variant_target
 
     variant = check_variant(variant)
     ctx = open_context(tctx)

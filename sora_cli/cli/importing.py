@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from . import app
-from .common import JSON_OPT, QUIET_OPT, note, open_context, print_jobs, warn_if_insecure
+from sora_cli.cli.app import app
+from sora_cli.cli.common import (
+    JSON_OPT,
+    QUIET_OPT,
+    note,
+    open_context,
+    print_jobs,
+    warn_if_insecure,
+)
 
 
 @app.command("import")
@@ -26,7 +33,7 @@ def import_cmd(
     sora import video_68d7512d07848190b3e45da0ecbebcde
     sora import --remote-list -q | xargs sora wait --download -o recovered/
     """
-    from ..adopt import import_videos
+    from sora_cli.services.remote import import_videos
 
     ctx = open_context(tctx)
     warn_if_insecure(ctx.settings)

@@ -6,12 +6,12 @@ import sys
 
 import typer
 
-from ..errors import InvalidInput
-from ..jobs import JobStatus
-from ..render import clean, detail, table, use_colour
-from ..services import cancel, read_refs, resolve_all
-from . import app
-from .common import JSON_OPT, QUIET_OPT, note, open_context, out, print_jobs
+from sora_cli.cli.app import app
+from sora_cli.cli.common import JSON_OPT, QUIET_OPT, note, open_context, out, print_jobs
+from sora_cli.cli.render import clean, detail, table, use_colour
+from sora_cli.domain.jobs import JobStatus
+from sora_cli.errors import InvalidInput
+from sora_cli.services.context import cancel, read_refs, resolve_all
 
 IDS_ARG = typer.Argument(..., help="Job ids, unique prefixes (4+ chars), remote video_ ids, "
                          "or @last; - reads ids from stdin.", show_default=False)

@@ -7,10 +7,10 @@ from typing import Any
 
 import typer
 
-from ..render import clean, json_line
-from ..store import Event
-from . import app
-from .common import open_context, out
+from sora_cli.cli.app import app
+from sora_cli.cli.common import open_context, out
+from sora_cli.cli.render import clean, json_line
+from sora_cli.store.repository import Event
 
 
 def event_dict(event: Event) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def logs_cmd(
     sora logs k3x9
     sora logs @last --json | jq -r 'select(.http_status >= 400) | .request_id'
     """
-    from ..admin import job_events  # here: `sora --help` never pays for it
+    from sora_cli.services.housekeeping import job_events  # here: `sora --help` never pays for it
 
     ctx = open_context(tctx)
     _, events = job_events(ctx, job_id)

@@ -9,11 +9,11 @@ from typing import Any
 
 import typer
 
-from ..errors import InvalidInput, SoraError
-from ..render import iso
-from ..spawn import ensure_runner, runner_alive, runner_info
-from . import app
-from .common import JSON_OPT, note, open_context, out
+from sora_cli.cli.app import app
+from sora_cli.cli.common import JSON_OPT, note, open_context, out
+from sora_cli.cli.render import iso
+from sora_cli.errors import InvalidInput, SoraError
+from sora_cli.runner.spawn import ensure_runner, runner_alive, runner_info
 
 runner_app = typer.Typer(help="The background runner that sends, polls and downloads jobs.",
                          no_args_is_help=True)
@@ -125,8 +125,8 @@ def runner_stop(
 @runner_app.command("serve", hidden=True)
 def runner_serve() -> None:
     """Run the runner in the foreground (what the detached process runs)."""
-    from ..config import load_settings
-    from ..daemon import serve
+    from sora_cli.config import load_settings
+    from sora_cli.runner.process import serve
 
     raise typer.Exit(serve(load_settings()))
 
@@ -184,7 +184,7 @@ def fake_server_cmd(tctx: typer.Context) -> None:
     import inspect
     import textwrap
 
-    from ..fake_server import main
+    from sora_cli.fake.server import main
 
     if {"-h", "--help"} & set(tctx.args):  # argparse's help, then our examples
         with contextlib.suppress(SystemExit):

@@ -6,8 +6,8 @@ import sys
 
 import typer
 
-from . import app
-from .common import JSON_OPT, QUIET_OPT, open_context, print_jobs, warn_if_insecure
+from sora_cli.cli.app import app
+from sora_cli.cli.common import JSON_OPT, QUIET_OPT, open_context, print_jobs, warn_if_insecure
 
 
 @app.command("remix")
@@ -27,7 +27,7 @@ def remix_cmd(
     sora remix k3x9 "the same corgi, now at night"
     sora remix @last "in watercolour" -q | xargs sora wait --download
     """
-    from ..admin import remix  # here: `sora --help` never pays for it
+    from sora_cli.services.housekeeping import remix  # here: `sora --help` never pays for it
 
     if prompt == "-":
         prompt = sys.stdin.read().rstrip("\n")

@@ -14,13 +14,21 @@ from pathlib import Path
 
 import typer
 
-from ..batch import BatchLine, check_request, parse_batch
-from ..errors import InvalidInput
-from ..jobs import VideoRequest, estimated_cost, parse_seconds
-from ..render import clean, cost_text, json_line
-from ..services import Context, output_path, preview, refuse_existing, submit
-from . import app
-from .common import JSON_OPT, QUIET_OPT, note, open_context, out, print_jobs, warn_if_insecure
+from sora_cli.cli.app import app
+from sora_cli.cli.common import (
+    JSON_OPT,
+    QUIET_OPT,
+    note,
+    open_context,
+    out,
+    print_jobs,
+    warn_if_insecure,
+)
+from sora_cli.cli.render import clean, cost_text, json_line
+from sora_cli.domain.batch import BatchLine, check_request, parse_batch
+from sora_cli.domain.jobs import VideoRequest, estimated_cost, parse_seconds
+from sora_cli.errors import InvalidInput
+from sora_cli.services.context import Context, output_path, preview, refuse_existing, submit
 
 
 @app.command("submit")
@@ -102,7 +110,7 @@ def submit_cmd(
     elif not (waiting and as_json):
         print_jobs(jobs, as_json=as_json, quiet=True)  # the objects, or just the ids
     if waiting:
-        from .wait import run_wait  # here, so that `submit` comes first in --help
+        from sora_cli.cli.wait import run_wait  # here, so that `submit` comes first in --help
 
         raise typer.Exit(run_wait(ctx, jobs, timeout=timeout, fail_fast=file is None,
                                   download=download, out_path=output, as_json=as_json,
@@ -131,7 +139,7 @@ def _with_images(items: Sequence[BatchLine], *, fit: bool, home: Path,
         if fit:
             raise InvalidInput("--fit goes with --image")
         return [i.request for i in items]
-    from ..images import prepare_image  # only jobs with an image pay for it
+    from sora_cli.services.images import prepare_image  # only jobs with an image pay for it
 
     kept: dict[tuple[str, str], str] = {}  # the same image for many lines: checked once
     requests: list[VideoRequest] = []

@@ -9,10 +9,12 @@ from typing import Any
 
 import typer
 
-from ..errors import ExitCode, InvalidInput, JobNotFound, SoraError
-from ..jobs import Job, JobStatus
-from ..render import failure_line, job_dict, json_line
-from ..services import (
+from sora_cli.cli.app import app
+from sora_cli.cli.common import JSON_OPT, QUIET_OPT, note, open_context, out
+from sora_cli.cli.render import failure_line, job_dict, json_line
+from sora_cli.domain.jobs import Job, JobStatus
+from sora_cli.errors import ExitCode, InvalidInput, JobNotFound, SoraError
+from sora_cli.services.context import (
     Context,
     export,
     output_targets,
@@ -21,8 +23,6 @@ from ..services import (
     resolve_all,
     watch,
 )
-from . import app
-from .common import JSON_OPT, QUIET_OPT, note, open_context, out
 
 
 class _Progress:

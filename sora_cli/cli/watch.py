@@ -15,12 +15,12 @@ from typing import Any
 
 import typer
 
-from ..errors import ExitCode, InvalidInput
-from ..jobs import Job
-from ..render import clean, failure_line, job_dict, json_line, use_colour
-from ..services import Context, watch_active
-from . import app
-from .common import JSON_OPT, QUIET_OPT, note, open_context, out
+from sora_cli.cli.app import app
+from sora_cli.cli.common import JSON_OPT, QUIET_OPT, note, open_context, out
+from sora_cli.cli.render import clean, failure_line, job_dict, json_line, use_colour
+from sora_cli.domain.jobs import Job
+from sora_cli.errors import ExitCode, InvalidInput
+from sora_cli.services.context import Context, watch_active
 
 
 @app.command("watch")

@@ -27,8 +27,8 @@ from typing import Any
 import pgtest
 import pytest
 
-from sora_cli.jobs import VideoRequest
-from sora_cli.store import Store
+from sora_cli.domain.jobs import VideoRequest
+from sora_cli.store.repository import Store
 
 from .harness import SORA, FakeProc, Sora, make_env, start_fake, stop_proc, wait_for
 

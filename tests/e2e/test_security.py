@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sora_cli.fake_content import content_sha256
+from sora_cli.fake.content import content_sha256
 
 from .harness import (
     TEST_KEY,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sora_cli.migrations import SCHEMA_VERSION
+from sora_cli.store.migrations import SCHEMA_VERSION
 
 from .harness import (
     SORA,

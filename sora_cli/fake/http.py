@@ -1,0 +1,186 @@
+"""Requests to the fake Videos API server: the API routes, with the faults that strike
+them, and the ``/_fake`` control routes (no auth, no faults, not logged)."""
+
+from __future__ import annotations
+
+import socket
+import traceback
+from http.server import ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+from sora_cli.fake.body import BodyError, parse_body
+from sora_cli.fake.content import CONTENT_TYPES
+from sora_cli.fake.errors import ApiFailure, fault_failure
+from sora_cli.fake.faults import DEFAULT_STALL_MS, HUGE_DEFAULT, Dropped, Fault, faults_from_json
+from sora_cli.fake.routes import resolve
+from sora_cli.fake.validate import validate_create
+from sora_cli.fake.wire import VERBOSE, WireHandler
+
+if TYPE_CHECKING:
+    from sora_cli.fake.server import FakeServer
+
+
+class Handler(WireHandler):
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_POST = do_DELETE = do_PUT = do_PATCH = do_GET
+
+    def _handle(self) -> None:
+        fake = self.server.fake
+        url = urlsplit(self.path)
+        self._logged = not url.path.startswith("/_fake/")
+        self._sent = 0
+        with fake._activity():
+            try:
+                body = self._read_body()
+                if not self._logged:
+                    self._control(url.path, dict(parse_qsl(url.query)), body)
+                else:
+                    self._api(url.path, dict(parse_qsl(url.query)), body)
+            except ApiFailure as failure:
+                self._send_json(failure.status, failure.envelope(), failure.headers)
+            except (Dropped, ConnectionError, TimeoutError):
+                self.close_connection = True
+            except Exception as error:  # a bug here must not pass for an injected fault
+                traceback.print_exc()
+                if not self._sent:
+                    self._send_json(500, ApiFailure(500, f"fake server bug: {error!r}").envelope())
+            finally:
+                if not self._sent:  # a drop: logged before the connection closes
+                    self._record(0)
+
+    def _authorize(self) -> None:
+        offered: list[str] = []
+        self._offered_key = ""
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            offered.append(token.strip())
+        if api_key := self.headers.get("api-key", "").strip():
+            offered.append(api_key)
+        self._offered_key = offered[0] if offered else ""
+        expected = self.server.fake.options.api_key
+        if not offered or (expected is not None and expected not in offered):
+            raise ApiFailure(401, "Incorrect API key provided.", code="invalid_api_key")
+
+    def _api(self, path: str, query: dict[str, str], body: bytes) -> None:
+        backend = self.server.fake._backend
+        if path != "/v1" and not path.startswith("/v1/"):
+            raise ApiFailure(404, f"Invalid URL ({self.command} {path})")
+        self._authorize()
+        route, video_id = resolve(self.command, path)
+        backend.count(f"route:{route}")
+        fields: dict[str, object] = {}
+        if route in ("create", "remix"):
+            try:
+                fields = parse_body(self.headers.get("Content-Type", ""), body)
+            except BodyError as error:
+                raise ApiFailure(400, str(error)) from None
+        prompt = fields.get("prompt")
+        fault = backend.take_fault(route, prompt if isinstance(prompt, str) else None)
+        fault = fault or backend.random_fault(route)
+        if fault is not None and fault.action == "error":
+            text = fault.text.replace("{api_key}", self._offered_key) if fault.text else None
+            raise fault_failure(fault.status, fault.retry_after_ms, text)
+        if fault is not None and fault.action == "drop":
+            raise Dropped
+        if fault is not None and fault.action == "slow" and route != "content":
+            self.server.fake._done.wait((fault.delay_ms or 0) / 1000)
+        if fault is not None and fault.action == "huge":
+            self._huge(fault.size or HUGE_DEFAULT)
+            return
+        if route == "create":
+            self._create(fields, fault)
+        elif route == "retrieve":
+            after = backend.options.poll_after_ms
+            headers = {} if after is None else {"openai-poll-after-ms": str(after)}
+            self._send_json(200, backend.view(backend.get(video_id)), headers)
+        elif route == "list":
+            self._send_json(200, backend.list_page(query))
+        elif route == "delete":
+            self._send_json(200, backend.delete(video_id))
+        elif route == "remix":
+            self._create(fields, fault, remix_of=video_id)
+        else:
+            self._content(video_id, query.get("variant", "video"), fault)
+
+    def _create(self, fields: dict[str, object], fault: Fault | None,
+                remix_of: str | None = None) -> None:
+        """A create, or a remix of `remix_of` (also billed): the same faults apply."""
+        fake = self.server.fake
+        request = None if remix_of is not None else validate_create(fields)
+        if fault is not None and fault.action == "stall_then_create":
+            fake._done.wait((fault.delay_ms or DEFAULT_STALL_MS) / 1000)
+        if request is None:
+            video = fake._backend.remix(str(remix_of), fields)
+        else:
+            video = fake._backend.create(request)
+        if fault is not None and fault.action == "create_then_error":
+            raise fault_failure(fault.status, fault.retry_after_ms)
+        if fault is not None and fault.action == "create_then_drop":
+            raise Dropped
+        if fault is not None and fault.action == "create_then_stall":
+            fake._done.wait((fault.retry_after_ms or fault.delay_ms or DEFAULT_STALL_MS) / 1000)
+        view = fake._backend.view(video)
+        if fault is not None and fault.action == "bad_id":
+            view["id"] = fault.text or "video_../../escape"
+        self._send_json(200, view)
+
+    def _content(self, video_id: str, variant: str, fault: Fault | None) -> None:
+        options = self.server.fake.options
+        size, kind = self.server.fake._backend.content_info(video_id, variant)
+        if options.content_redirect:
+            where = f"{options.content_redirect.rstrip('/')}/_fake/cdn/{video_id}"
+            self._send_json(302, {}, {"Location": f"{where}?variant={variant}&bytes={size}"})
+            return
+        self._serve_bytes(video_id, variant, size, kind, fault)
+
+    def _cdn(self, path: str, query: dict[str, str]) -> None:
+        """Another origin's copy of the bytes: no auth needed; credentials are counted."""
+        backend = self.server.fake._backend
+        backend.count("cdn_requests")
+        if self.headers.get("Authorization") or self.headers.get("api-key"):
+            backend.count("cdn_with_credentials")
+        video_id = path.removeprefix("/_fake/cdn/")
+        variant = query.get("variant", "video")
+        size_text = query.get("bytes", "")
+        if variant not in CONTENT_TYPES or not size_text.isdigit():
+            raise ApiFailure(400, "Bad CDN request.")
+        self._serve_bytes(video_id, variant, int(size_text), CONTENT_TYPES[variant], None)
+
+    def _control(self, path: str, query: dict[str, str], body: bytes) -> None:
+        fake = self.server.fake
+        if self.command == "POST" and path == "/_fake/faults":
+            faults = faults_from_json(body)
+            fake.add_faults(*faults)
+            self._send_json(200, {"scheduled": len(faults)})
+        elif self.command == "GET" and path == "/_fake/stats":
+            self._send_json(200, fake._backend.stats())
+        elif self.command == "GET" and path.startswith("/_fake/videos/"):
+            self._send_json(200, fake._backend.inspect(path.removeprefix("/_fake/videos/")))
+        elif self.command == "GET" and path.startswith("/_fake/cdn/"):
+            self._cdn(path, query)
+        elif self.command == "GET" and path.startswith("/_fake/sha256/"):
+            variant = query.get("variant", "video")
+            if variant not in CONTENT_TYPES:
+                raise ApiFailure(400, f"Unknown variant '{variant}'.", param="variant")
+            digest = fake.expected_sha256(path.removeprefix("/_fake/sha256/"), variant)
+            self._send_json(200, {"sha256": digest})
+        else:
+            raise ApiFailure(404, f"Invalid URL ({self.command} {path})")
+
+
+class HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 stalls bursts of concurrent clients
+
+    def __init__(self, address: tuple[str, int], fake: FakeServer) -> None:
+        self.fake = fake
+        super().__init__(address, Handler)
+
+    def handle_error(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        if VERBOSE:
+            super().handle_error(request, client_address)

@@ -1,0 +1,61 @@
+"""Options of the fake Videos API server, and the command line that sets them."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from sora_cli.fake.faults import MIX_KINDS, fault_mix
+
+
+@dataclass
+class FakeOptions:
+    job_seconds: float = 5.0
+    fail_prompt: str | None = None
+    error_rate: float = 0.0
+    seed: int | None = None
+    poll_after_ms: int | None = 1000
+    video_bytes: int = 262144
+    expire_seconds: int = 86400
+    api_key: str | None = None
+    idle_exit: float | None = None
+    range_support: bool = True
+    clock_offset: float = 0.0
+    fault_mix: dict[str, float] | None = None
+    content_redirect: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sora-fake-server", description="Serve a local fake of the Videos API."
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1")
+    add("--port", type=int, default=0, help="0 (default) picks a free port")
+    add("--job-seconds", type=float, default=FakeOptions.job_seconds)
+    add("--fail-prompt", help="prompts containing this text end failed (moderation)")
+    add("--error-rate", type=float, default=0.0, help="probability of a random fault")
+    add("--seed", type=int)
+    add(
+        "--poll-after-ms",
+        type=int,
+        default=FakeOptions.poll_after_ms,
+        help="openai-poll-after-ms on retrieve; negative sends none",
+    )
+    add("--video-bytes", type=int, default=FakeOptions.video_bytes)
+    add("--expire-seconds", type=int, default=FakeOptions.expire_seconds)
+    add("--api-key", help="require exactly this key")
+    add("--idle-exit", type=float, help="stop after this many seconds without a request")
+    add("--no-range", action="store_true", help="ignore Range headers on /content")
+    add("--clock-offset", type=float, default=0.0,
+        help="seconds added to the server's clock (its timestamps and Date header)")
+    add("--fault-mix", type=fault_mix, metavar="KIND=P,...",
+        help="random faults per request, e.g. 429=0.1,500=0.1,drop=0.05,truncate=0.1 "
+             f"(kinds: {', '.join(sorted(MIX_KINDS))})")
+    add("--content-redirect", metavar="ROOT",
+        help="answer content requests with a 302 to ROOT/_fake/cdn/{id} (another fake)")
+    add("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    add("--tls-key", help="the certificate's private key (PEM)")
+    return parser

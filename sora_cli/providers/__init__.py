@@ -1,0 +1,1 @@
+"""The provider side: the HTTP client of each provider family, retries, downloads."""

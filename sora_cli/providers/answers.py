@@ -1,0 +1,201 @@
+"""Turning HTTP error answers and transport failures into sora's exceptions.
+
+One place decides what an error says, whether it may be retried, and that no
+message ever carries the API key or credentials embedded in a URL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+import httpx
+
+from sora_cli.errors import ApiError, AuthError, TransportError
+from sora_cli.providers.retry import retry_after_seconds, should_retry_status
+
+_SNIPPET: Final = 200
+_NOT_SENT: Final = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+)
+_PERMANENT: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+# Escape sequences whole (CSI, OSC/DCS strings, two-byte escapes), then any other C0/C1
+# control character but tab and newline: server text is stored and shown without them.
+_CONTROL: Final = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?"
+    r"|\x1b[ -/]*[0-~]"
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def plain(text: str) -> str:
+    """Server-provided text without terminal escape sequences or control characters."""
+    return _CONTROL.sub("", text)
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` masked."""
+    if secret and len(secret) >= 4:
+        return text.replace(secret, "***")
+    return text
+
+
+def mask_key(key: str) -> str:
+    """A key shown safely: ``sk-...abcd`` for long keys, ``***`` otherwise."""
+    if len(key) < 20:
+        return "***"
+    return f"{key[:3]}...{key[-4:]}"
+
+
+def display_url(url: str | httpx.URL) -> str:
+    """``scheme://host[:port]/path`` without credentials or query string."""
+    try:
+        parsed = httpx.URL(str(url))
+    except (httpx.InvalidURL, TypeError):
+        return "<invalid URL>"
+    port = f":{parsed.port}" if parsed.port is not None else ""
+    return f"{parsed.scheme}://{parsed.host}{port}{parsed.path}".rstrip("/")
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return plain(value).strip() or None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def parse_error_envelope(body: bytes) -> tuple[str | None, str | None]:
+    """(message, code) from ``{"error": {"message", "type", "param", "code"}}``.
+
+    Tolerates the shapes gateways send instead: ``{"error": "text"}``,
+    ``{"message": ...}``, ``{"detail": ...}``, plain text, HTML and junk.
+    """
+    try:
+        data = json.loads(body.decode("utf-8", errors="replace"))
+    except ValueError:
+        return _plain_text(body), None
+    if not isinstance(data, dict):
+        return None, None
+    inner = data.get("error")
+    if isinstance(inner, dict):
+        message = _text(inner.get("message"))
+        return message, _text(inner.get("code")) or (None if message else _text(inner.get("type")))
+    if isinstance(inner, str):
+        return _text(inner), None
+    return _text(data.get("message")) or _text(data.get("detail")), _text(data.get("code"))
+
+
+def _plain_text(body: bytes) -> str | None:
+    text = plain(body.decode("utf-8", errors="replace")).strip()
+    if not text or text.startswith("<") or "\n" in text[:_SNIPPET]:
+        return None  # HTML pages and multi-line dumps say nothing useful in one line
+    return text[:_SNIPPET] + ("..." if len(text) > _SNIPPET else "")
+
+
+def _default_message(status: int) -> str:
+    if status == 401:
+        return "the API key was rejected"
+    if status == 403:
+        return "access denied for this API key"
+    if status == 404:
+        return "not found"
+    phrase = httpx.codes.get_reason_phrase(status)
+    return f"the server answered {phrase or 'an error'}"
+
+
+def error_from_answer(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    api_key: str | None,
+    now: float | None = None,
+) -> ApiError:
+    """The ApiError (AuthError for 401/403) for an HTTP error answer."""
+    message, code = parse_error_envelope(body)
+    if code is None and status == 404:
+        code = "not_found"
+    hint = retry_after_seconds(headers, now)
+    retry_after = hint if hint is not None and math.isfinite(hint) and hint >= 0 else None
+    cls = AuthError if status in (401, 403) else ApiError
+    return cls(
+        redact(message or _default_message(status), api_key),
+        http_status=status,
+        code=code,
+        request_id=headers.get("x-request-id"),
+        retryable=should_retry_status(status, headers.get("x-should-retry")),
+        retry_after=retry_after,
+    )
+
+
+def provably_not_sent(exc: httpx.HTTPError) -> bool:
+    """True when the request cannot have reached the server (safe to re-send anything)."""
+    return isinstance(exc, _NOT_SENT)
+
+
+def transport_retryable(exc: BaseException | None) -> bool:
+    """True when another attempt after this transport failure may succeed."""
+    if isinstance(exc, TransportError):
+        exc = exc.__cause__
+    if not isinstance(exc, httpx.TransportError) or isinstance(exc, _PERMANENT):
+        return False
+    return not _is_certificate_failure(exc)
+
+
+def _is_certificate_failure(exc: httpx.HTTPError) -> bool:
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+def transport_reason(exc: httpx.HTTPError, *, read_timeout: float) -> str:
+    """A short lower-case reason for a transport failure, without headers or keys."""
+    detail = str(exc).lower()
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect timed out"
+    if isinstance(exc, httpx.ReadTimeout):
+        return f"no answer within {read_timeout:g} s (read timeout)"
+    if isinstance(exc, httpx.WriteTimeout):
+        return "timed out while sending the request"
+    if isinstance(exc, httpx.PoolTimeout):
+        return "no free connection (pool timeout)"
+    if _is_certificate_failure(exc):
+        return "TLS certificate verification failed (set a CA bundle or SSL_CERT_FILE)"
+    if isinstance(exc, httpx.ConnectError):
+        if "refused" in detail:
+            return "connection refused"
+        if "name" in detail and ("resolution" in detail or "known" in detail):
+            return "host name could not be resolved"
+        return "connection failed"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the server closed the connection"
+    if isinstance(exc, httpx.ReadError):
+        return "the connection dropped while reading the answer"
+    if isinstance(exc, httpx.WriteError):
+        return "the connection dropped while sending the request"
+    if isinstance(exc, httpx.ProxyError):
+        return "the proxy refused the connection"
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return "unsupported URL scheme"
+    return type(exc).__name__
+
+
+def transport_error(
+    exc: httpx.HTTPError, base: str, *, read_timeout: float, attempts: int = 1
+) -> TransportError:
+    """The TransportError for ``exc`` (chain it with ``raise ... from exc``)."""
+    sent = not provably_not_sent(exc)
+    verb = "no usable answer from" if sent else "cannot reach"
+    tail = f" (after {attempts} attempts)" if attempts > 1 else ""
+    reason = transport_reason(exc, read_timeout=read_timeout)
+    return TransportError(f"{verb} {display_url(base)}: {reason}{tail}", sent=sent)

@@ -1,0 +1,178 @@
+"""The data the Videos API client takes and returns (no I/O here).
+
+Parsing is tolerant: unknown keys are ignored, unknown status strings are kept as
+they are, and loosely typed values (``"42"`` for an int, an int for ``seconds``)
+are coerced rather than refused, since gateways differ in the details.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Generic, Literal, TypeVar
+
+from sora_cli.errors import ApiError
+from sora_cli.providers.answers import mask_key
+
+T = TypeVar("T")
+
+_VIDEO_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+CLOCK_SLACK: Final = 2.0  # a server clock closer to ours than this counts as the same clock
+
+
+def valid_video_id(value: object) -> bool:
+    """True when ``value`` is safe to put in a URL path as a video id."""
+    return isinstance(value, str) and _VIDEO_ID.fullmatch(value) is not None
+
+
+def to_local(server_time: int | float | None, skew: float | None) -> float | None:
+    """A server timestamp on our clock, given the server's skew (its clock minus ours)."""
+    if server_time is None:
+        return None
+    if skew is None or abs(skew) <= CLOCK_SLACK:
+        return float(server_time)
+    return server_time - skew
+
+
+def to_server(local_time: float, skew: float | None) -> float:
+    """A local timestamp on the server's clock (the inverse of ``to_local``)."""
+    if skew is None or abs(skew) <= CLOCK_SLACK:
+        return local_time
+    return local_time + skew
+
+
+@dataclass(frozen=True, repr=False)
+class ApiSettings:
+    base_url: str
+    api_key: str
+    auth_style: Literal["bearer", "azure"] = "bearer"
+    organization: str | None = None
+    project: str | None = None
+    timeout: float = 60.0
+    max_retries: int = 5
+    ca_bundle: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"ApiSettings(base_url={self.base_url!r}, api_key={mask_key(self.api_key)!r}, "
+            f"auth_style={self.auth_style!r}, organization={self.organization!r}, "
+            f"project={self.project!r}, timeout={self.timeout!r}, "
+            f"max_retries={self.max_retries!r}, ca_bundle={self.ca_bundle!r})"
+        )
+
+
+def _str(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(int(value)) if float(value).is_integer() else str(value)
+    return None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return int(number) if number == number and abs(number) != float("inf") else None
+
+
+@dataclass(frozen=True)
+class Video:
+    id: str
+    status: str
+    progress: int
+    model: str | None
+    size: str | None
+    seconds: str | None
+    prompt: str | None
+    created_at: int | None
+    completed_at: int | None
+    expires_at: int | None
+    remixed_from_video_id: str | None
+    error_code: str | None
+    error_message: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Video:
+        """A Video from its JSON object; raises ApiError only when it has no usable id."""
+        video_id = data.get("id") if isinstance(data, Mapping) else None
+        if not isinstance(video_id, str) or not video_id:
+            raise ApiError("unexpected answer: a video object without an id")
+        if not valid_video_id(video_id):  # it goes into URLs: never trust its shape
+            raise ApiError(f"unexpected answer: an unusable video id {video_id[:80]!r}")
+        error = data.get("error")
+        code = message = None
+        if isinstance(error, Mapping):
+            code, message = _str(error.get("code")), _str(error.get("message"))
+        elif isinstance(error, str) and error:
+            message = error
+        progress = _int(data.get("progress"))
+        return cls(
+            id=video_id,
+            status=_str(data.get("status")) or "unknown",
+            progress=min(max(progress or 0, 0), 100),
+            model=_str(data.get("model")),
+            size=_str(data.get("size")),
+            seconds=_str(data.get("seconds")),
+            prompt=_str(data.get("prompt")),
+            created_at=_int(data.get("created_at")),
+            completed_at=_int(data.get("completed_at")),
+            expires_at=_int(data.get("expires_at")),
+            remixed_from_video_id=_str(data.get("remixed_from_video_id")),
+            error_code=code,
+            error_message=message,
+        )
+
+
+@dataclass(frozen=True)
+class VideoPage:
+    data: list[Video]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> VideoPage:
+        """A page of the list answer; entries that are not video objects are skipped."""
+        items = data.get("data")
+        videos = [
+            Video.from_json(item)
+            for item in (items if isinstance(items, list) else [])
+            if isinstance(item, Mapping) and valid_video_id(item.get("id"))
+        ]
+        return cls(
+            data=videos,
+            first_id=_str(data.get("first_id")),
+            last_id=_str(data.get("last_id")),
+            has_more=data.get("has_more") is True,
+        )
+
+
+@dataclass(frozen=True)
+class Answer(Generic[T]):
+    value: T
+    request_id: str | None
+    poll_after_ms: int | None
+    server_skew: float | None = None  # the server's clock minus ours (Date header), seconds
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One HTTP attempt, reported to ``on_attempt`` for the job's event log."""
+
+    method: str
+    path: str
+    attempt: int
+    http_status: int | None
+    request_id: str | None
+    error: str | None
+    retry_in: float | None
+
+
+OnAttempt = Callable[[Attempt], None]

@@ -1,0 +1,1 @@
+"""The runner: the loop, one job's steps, pacing, the process and its spawning."""

@@ -1,0 +1,243 @@
+"""The runner's loop: claim jobs, then create, poll and download each one.
+
+One asyncio task per job in flight, all in one process. Every state change goes
+through the store (a lease-checked transition), so a runner killed at any point
+leaves jobs that the next runner resumes: `queued` is sent, `submitting` is
+reconciled with the remote list before anything is sent again, `running` is
+polled, `downloading` is downloaded.
+
+Test-only seam: when the environment has ``SORA_TEST_CRASH_AT=<point>``, the runner
+SIGKILLs itself at that point (``after_claim``, ``before_create``, ``after_create``,
+``before_complete``), so the end-to-end tests can crash it exactly between two steps.
+Nothing else reads it; it is not a setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sora_cli.config import Settings
+from sora_cli.domain.jobs import Job, JobError, JobStatus
+from sora_cli.errors import SoraError, StoreError
+from sora_cli.providers.client import Attempt, VideosClient
+from sora_cli.runner.pacing import PollPace, RateLimit
+from sora_cli.runner.steps import JobSteps, crash_point
+from sora_cli.store.db import StoreUnavailable
+from sora_cli.store.repository import LeaseLost, Store
+
+__all__ = ["PollPace", "RateLimit", "Runner"]
+
+log = logging.getLogger("sora.runner")
+HEARTBEAT = 2.0  # seconds between runner heartbeats in the store
+TICK = 0.5  # how often the loop looks for new work when it has spare capacity
+STORE_RETRY_MAX = 5.0  # seconds between tries while the job store is unreachable
+
+
+
+
+class Runner(JobSteps):
+    def __init__(self, settings: Settings, store: Store, client: VideosClient, *,
+                 runner_id: str, started_at: float | None = None) -> None:
+        self.s = settings
+        self.started_at = time.time() if started_at is None else started_at
+        self.store = store
+        self.client = client
+        self.id = runner_id
+        self.host = runner_id.split(":")[0]
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self._renewed_at = time.monotonic()  # when the store last confirmed our leases
+        self._slot_free = asyncio.Event()  # set when a job's task ends
+        self.rate = RateLimit(settings.creates_per_minute)
+        # One search-and-adopt at a time: two jobs with the same request must not both
+        # adopt the same remote video.
+        self._adopting = asyncio.Lock()
+
+    # --- the loop -----------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        idle_since = time.monotonic()
+        renewer = asyncio.create_task(self._renew_leases(stop))
+        try:
+            outage = 0
+            while not stop.is_set():
+                free = self.s.max_in_flight - len(self.tasks)
+                try:
+                    claimed = self.store.claim(self.id, free, self.s.lease_seconds) if free else []
+                except StoreUnavailable as exc:  # back off; the jobs in the store wait for us
+                    outage += 1
+                    await _store_away(exc, outage, stop)
+                    continue
+                outage = 0
+                if claimed:
+                    crash_point("after_claim")
+                for job in claimed:
+                    if job.id in self.tasks:  # one task per job, whatever the store says
+                        continue
+                    log.info("job %s claimed (%s)", job.id, job.status)
+                    task = asyncio.create_task(self._work(job.id))
+                    task.add_done_callback(functools.partial(self._task_done, job.id))
+                    self.tasks[job.id] = task
+                if self.tasks:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since >= self.s.idle_exit_seconds:
+                    if not self._any_active():
+                        log.info("idle for %.0f s: exiting", self.s.idle_exit_seconds)
+                        return
+                    idle_since = time.monotonic()
+                await self._wait(stop)
+        finally:
+            renewer.cancel()
+            await self._shutdown()
+
+    def _task_done(self, job_id: str, task: asyncio.Task[None]) -> None:
+        # A finished job frees its slot at once (not by scanning hundreds of tasks).
+        if self.tasks.get(job_id) is task:
+            del self.tasks[job_id]
+        self._slot_free.set()
+
+    async def _wait(self, stop: asyncio.Event) -> None:
+        """Until `stop`, a job finishing, or TICK, whichever comes first."""
+        if not self._slot_free.is_set():
+            waiters = {asyncio.ensure_future(stop.wait()),
+                       asyncio.ensure_future(self._slot_free.wait())}
+            await asyncio.wait(waiters, timeout=TICK, return_when=asyncio.FIRST_COMPLETED)
+            for fut in waiters:
+                fut.cancel()
+        self._slot_free.clear()
+
+    def _any_active(self) -> bool:
+        try:
+            return self.store.has_active()
+        except StoreUnavailable:
+            return True  # cannot tell: stay
+
+    async def _shutdown(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        self.tasks.clear()
+        self._release()
+
+    def _release(self, job_ids: list[str] | None = None) -> None:
+        try:
+            self.store.release(self.id, job_ids)
+        except StoreError as exc:  # unreachable: the leases run out by themselves
+            log.warning("could not release leases: %s", exc)
+
+    async def _renew_leases(self, stop: asyncio.Event) -> None:
+        """Keep our leases alive and tell `sora runner status` what we are doing."""
+        pid = os.getpid()
+        renew_every = max(self.s.lease_seconds / 3, 0.05)
+        last_renew = 0.0
+        while not stop.is_set():
+            try:
+                self.store.runner_beat(self.id, host=self.host, pid=pid,
+                                       started_at=self.started_at, jobs_in_flight=len(self.tasks))
+                if time.monotonic() - last_renew >= renew_every:
+                    renewing = time.monotonic()
+                    held = self.store.renew(self.id, self.s.lease_seconds)
+                    last_renew = self._renewed_at = renewing
+                    self._drop_lost(held)
+                    self._release_strays(held)
+            except StoreUnavailable as exc:
+                self._lapse(exc)
+            await asyncio.sleep(min(HEARTBEAT, renew_every))
+
+    def _lapse(self, exc: StoreError) -> None:
+        """The store is unreachable: once our leases may have run out (another runner may
+        hold them now), stop working those jobs; they resume from the store."""
+        if time.monotonic() - self._renewed_at < self.s.lease_seconds * 0.8:
+            log.warning("cannot renew leases yet: %s", exc)
+            return
+        for job_id, task in list(self.tasks.items()):
+            log.warning("job %s: lease not renewed in time (%s): stopping", job_id, exc)
+            task.cancel()
+
+    def _release_strays(self, held: set[str]) -> None:
+        """Leases we hold on jobs no task works: a claim that committed but whose answer
+        was lost with the connection. Free them for whoever claims next (us, maybe)."""
+        strays = sorted(held - set(self.tasks))
+        if strays:
+            log.info("releasing %d lease(s) held without a task", len(strays))
+            self._release(strays)
+
+    def _drop_lost(self, held: set[str]) -> None:
+        for job_id, task in list(self.tasks.items()):
+            if job_id not in held:
+                log.info("job %s is no longer ours (cancelled or taken over)", job_id)
+                task.cancel()
+
+    # --- one job --------------------------------------------------------------
+
+    async def _work(self, job_id: str) -> None:
+        pace = PollPace(self.s.poll_min_seconds, self.s.poll_max_seconds)
+        outage = 0
+        try:
+            while True:
+                try:
+                    job = self.store.get(job_id)
+                    if job is None or not job.status.is_active or job.lease_owner != self.id:
+                        return
+                    await self._step(job, pace)
+                    outage = 0
+                except StoreUnavailable as exc:  # once back, resume from what the store says
+                    outage += 1
+                    await _store_away(exc, outage)
+        except LeaseLost:
+            log.info("job %s: lease lost", job_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not leave the job stuck in flight
+            log.exception("job %s: unexpected error", job_id)
+            self._fail(job_id, JobError("internal_error", f"sora runner error: {exc!r}"))
+        finally:
+            self._release([job_id])
+
+    async def _step(self, job: Job, pace: PollPace) -> None:
+        if job.status is JobStatus.QUEUED:
+            await self._create(job)
+        elif job.status is JobStatus.SUBMITTING:
+            await self._reconcile(job)
+        elif job.status is JobStatus.RUNNING:
+            await self._poll(job, pace)
+        else:
+            await self._download(job)
+
+    def _recorder(self, job_id: str) -> Callable[[Attempt], None]:
+        def record(a: Attempt) -> None:
+            if a.error is None and a.attempt == 1 and a.method == "GET":
+                return  # routine successful polls are not worth a row each
+            try:
+                self.store.log(job_id, "http", attempt=a.attempt, http_status=a.http_status,
+                               request_id=a.request_id, retry_in=a.retry_in,
+                               message=f"{a.method} {a.path}"
+                               + (f": {a.error}" if a.error else ""), runner_id=self.id)
+            except StoreError as exc:  # a note only: never break the request it describes
+                log.warning("job %s: could not log an HTTP attempt: %s", job_id, exc)
+        return record
+
+    def _fail(self, job_id: str, error: JobError, *, status: JobStatus = JobStatus.FAILED,
+              **fields: Any) -> None:
+        try:
+            self.store.transition(job_id, status, owner=self.id, error=error, **fields)
+        except (LeaseLost, SoraError) as exc:
+            log.warning("job %s: could not record failure: %s", job_id, exc)
+
+
+
+async def _store_away(exc: StoreError, outage: int, stop: asyncio.Event | None = None) -> None:
+    """Wait before trying the job store again: 0.25 s, doubling to STORE_RETRY_MAX."""
+    delay = min(0.25 * 2 ** min(outage - 1, 10), STORE_RETRY_MAX)
+    log.warning("job store unreachable (%s); trying again in %.2f s", exc, delay)
+    if stop is None:
+        await asyncio.sleep(delay)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), delay)

@@ -1,0 +1,127 @@
+"""The runner process: take the lock, set up the log, run the loop, exit when idle.
+
+Started detached by `spawn.start_runner` (or by hand with `sora runner serve`).
+A second runner finds the lock taken and exits quietly with status 0. SIGTERM
+and SIGINT stop it gracefully: in-flight jobs are released, not lost.
+
+The runner id is `host:home:pid:token` (`home` a short hash of SORA_HOME): the lock
+is per SORA_HOME, so only runner ids with this host-and-home prefix are known dead
+when we hold it (several homes, or machines, may share one PostgreSQL store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+import time
+from typing import TYPE_CHECKING
+
+from sora_cli.config import Settings, ensure_home
+from sora_cli.errors import StoreError
+from sora_cli.runner.spawn import hold_runner_lock
+from sora_cli.store.db import StoreUnavailable
+
+if TYPE_CHECKING:
+    from sora_cli.store.repository import Store
+
+log = logging.getLogger("sora.runner")
+FORGET_RUNNERS_AFTER = 24 * 3600.0  # runner rows silent this long are deleted at start
+
+
+def _setup_logging(settings: Settings) -> None:
+    handler = logging.FileHandler(settings.log_path, encoding="utf-8")
+    os.chmod(settings.log_path, 0o600)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger("sora")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def runner_prefix(settings: Settings, host: str) -> str:
+    """What the ids of every runner of this host and SORA_HOME start with."""
+    import hashlib
+
+    return f"{host}:{hashlib.sha256(str(settings.home).encode()).hexdigest()[:6]}:"
+
+
+def serve(settings: Settings) -> int:
+    ensure_home(settings.home)
+    host = socket.gethostname()
+    runner_id = f"{runner_prefix(settings, host)}{os.getpid()}:{secrets.token_hex(3)}"
+    started = time.time()
+    info = {"pid": os.getpid(), "runner_id": runner_id, "host": host, "started_at": started}
+    with hold_runner_lock(settings.lock_path, info) as mine:
+        if not mine:
+            return 0  # another runner serves this store
+        _setup_logging(settings)
+        log.info("runner %s started (base URL %s)", runner_id, settings.base_url)
+        try:
+            asyncio.run(_main(settings, runner_id, host, started))
+        finally:
+            log.info("runner %s stopped", runner_id)
+    return 0
+
+
+async def _main(settings: Settings, runner_id: str, host: str, started: float) -> None:
+    from sora_cli.providers.client import VideosClient
+    from sora_cli.runner.loop import Runner
+    from sora_cli.services.fetch import api_settings
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    api = api_settings(settings)
+    store = await _open_store(settings, stop)
+    if store is None:
+        return
+    try:
+        _start_up(settings, store, runner_id, host)
+        async with VideosClient(api) as client:
+            runner = Runner(settings, store, client, runner_id=runner_id, started_at=started)
+            await runner.run(stop)
+    finally:
+        try:
+            store.runner_gone(runner_id)
+        except StoreError as exc:  # the database is away: the row just goes stale
+            log.warning("could not sign off: %s", exc)
+        store.close()
+
+
+def _start_up(settings: Settings, store: Store, runner_id: str, host: str) -> None:
+    """Housekeeping before the loop; best effort (the loop copes with an absent store)."""
+    try:
+        # We hold this host's (and SORA_HOME's) runner lock, so no other runner with our
+        # prefix is alive: leases left by dead ones are free to take at once.
+        # (A SQLite store has one home: every earlier runner id of this host is ours.)
+        mine = runner_prefix(settings, host) if settings.database_url else f"{host}:"
+        store.release_host(mine, keep=runner_id)
+        store.prune_runners(time.time() - FORGET_RUNNERS_AFTER)
+        if settings.fleet_max_in_flight is not None:  # stored: every runner honours it
+            store.set_fleet_limit(settings.fleet_max_in_flight or None)
+    except StoreUnavailable as exc:
+        log.warning("start-up housekeeping skipped: %s", exc)
+
+
+async def _open_store(settings: Settings, stop: asyncio.Event) -> Store | None:
+    """The store, waiting for it (with backoff) while it is unreachable: a shared
+    database may be restarting. None when stopped meanwhile."""
+    from sora_cli.store.repository import Store
+
+    delay, deadline = 0.5, time.monotonic() + max(settings.idle_exit_seconds, 30.0)
+    while True:
+        try:
+            return Store.open(settings.store_location)
+        except StoreUnavailable as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s; trying again in %.1f s", exc, delay)
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+            return None
+        except TimeoutError:
+            delay = min(delay * 2, 10.0)

@@ -1,0 +1,1 @@
+"""What each command means, as functions over a `Context` returning typed values."""

@@ -1,0 +1,1 @@
+"""The job store: repository, leases, schema and migrations, SQLite and PostgreSQL."""
