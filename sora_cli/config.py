@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
+from sora_cli.domain.text import mask_key
 from sora_cli.errors import InvalidInput, StoreError
 
 DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
@@ -112,12 +113,6 @@ def mask_url(url: str | None) -> str | None:
     if ":" not in userinfo:
         return url
     return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
-
-
-def mask_key(key: str | None) -> str | None:
-    if not key:
-        return None
-    return "***" if len(key) < 12 else f"{key[:3]}...{key[-4:]}"
 
 
 _INT_KEYS: Final = {"seconds", "max_in_flight", "creates_per_minute", "max_retries",

@@ -2,12 +2,18 @@
 
 SoraError                      1  anything sora reports as a plain failure
 |-- JobFailed                  1  a job ended failed or cancelled
+|-- CannotSend                 1  a job that can never be sent (its image or remix source is gone)
 |-- StoreError                 1  the local job store cannot be opened or used
+|   |-- StoreUnavailable       1  the database cannot be reached right now
+|   |-- LeaseLost              1  the job is no longer this runner's to work
+|   `-- RemoteIdTaken          1  another job already owns this remote video
 |-- ApiError                   1  the remote service refused the work (HTTP error)
 |   `-- AuthError              4  missing or rejected credentials (also 401/403)
 |-- TransportError             1  no usable answer from the server (connect, timeout, dropped)
 |   `-- AmbiguousCreate        1  a create may or may not have reached the server
 |-- InvalidInput               2  bad usage or input; nothing was recorded
+|   |-- IllegalTransition      2  a job cannot go from one status to another
+|   `-- BudgetExceeded         2  a submit would cross max_job_cost or max_daily_cost
 |-- JobNotFound                3  no such job, or an ambiguous id prefix
 `-- WaitTimeout                5  `wait --timeout` ran out while jobs were unfinished
 
@@ -39,12 +45,46 @@ class JobFailed(SoraError):
     pass
 
 
+class CannotSend(SoraError):
+    """A job that can never be sent (its image vanished, its remix source is gone):
+    the runner fails it with `code` without sending anything."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class StoreError(SoraError):
     pass
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be reached right now (down, restarting, connection lost).
+
+    Nothing was changed by the statement that failed, except possibly by a COMMIT
+    whose answer was lost: every write the runner makes is safe to find done.
+    """
+
+
+class RemoteIdTaken(StoreError):
+    """Another job (perhaps of another runner) already owns this remote video."""
+
+
+class LeaseLost(StoreError):
+    """The job is no longer this runner's to work (cancelled, or taken over)."""
+
+
 class InvalidInput(SoraError):
     exit_code = ExitCode.USAGE
+
+
+class IllegalTransition(InvalidInput):
+    def __init__(self, job_id: str, src: object, dst: object) -> None:
+        super().__init__(f"job {job_id} cannot go from {src} to {dst}")
+
+
+class BudgetExceeded(InvalidInput):
+    """A submit would cross `max_job_cost` or `max_daily_cost` (exit 2; --force overrides)."""
 
 
 class JobNotFound(SoraError):

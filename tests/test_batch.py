@@ -269,7 +269,7 @@ def test_wait_for_an_unknown_label_exits_3(home: Path) -> None:
     assert "--label" in one_error(sora("wait"), 2)
 
 
-# --- images (the image logic itself is sora_cli/services/images.py's, tested there) -----------------
+# --- images (the image logic itself is tested in test_images.py) ---------------------------
 
 
 def test_image_lines_keep_a_checked_copy(home: Path) -> None:

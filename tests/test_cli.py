@@ -370,7 +370,7 @@ def test_config_env_beats_file(home: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert d["api_key"] == "sk-...fXYZ"
     monkeypatch.delenv("OPENAI_API_KEY")
     out = sora("config", "show", "--json").stdout
-    assert json.loads(out)["api_key"] == "sk-...0000" and "sk-from-file" not in out
+    assert json.loads(out)["api_key"] == "***" and "sk-from-file" not in out  # < 20 chars
 
 
 def test_runner_status_when_not_running(home: Path) -> None:

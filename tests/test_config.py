@@ -14,8 +14,8 @@ from sora_cli.config import (
     ensure_home,
     insecure_base_url,
     load_settings,
-    mask_key,
 )
+from sora_cli.domain.text import mask_key
 from sora_cli.errors import ExitCode, InvalidInput, StoreError
 
 KEY = "sk-test-0123456789abcdefWXYZ"
@@ -249,7 +249,8 @@ def test_key_is_masked_and_kept_out_of_repr(tmp_path: Path) -> None:
 def test_mask_key() -> None:
     assert mask_key(None) is None and mask_key("") is None
     assert mask_key("short-key") == "***"
-    assert mask_key("sk-abcdefghijkl") == "sk-...ijkl"
+    assert mask_key("sk-abcdefghijkl") == "***"  # under 20 characters: nothing shown
+    assert mask_key("sk-abcdefghijklmnopqrs") == "sk-...pqrs"
 
 
 # --- the data dir ----------------------------------------------------------------------------

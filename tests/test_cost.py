@@ -15,7 +15,6 @@ from typer.testing import CliRunner, Result
 from sora_cli.cli.main import app
 from sora_cli.domain.jobs import JobError, JobStatus, VideoRequest
 from sora_cli.domain.money import (
-    BudgetExceeded,
     PriceCount,
     check_budget,
     cost_report,
@@ -24,7 +23,7 @@ from sora_cli.domain.money import (
     local_midnight,
     parse_since,
 )
-from sora_cli.errors import InvalidInput
+from sora_cli.errors import BudgetExceeded, InvalidInput
 from sora_cli.store.repository import Store
 
 KEY = "sk-test-0123456789abcdefXYZ"

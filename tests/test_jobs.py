@@ -12,7 +12,6 @@ from sora_cli.domain.jobs import (
     ID_LENGTH,
     MAX_PROMPT_CHARS,
     TRANSITIONS,
-    IllegalTransition,
     Job,
     JobStatus,
     VideoRequest,
@@ -24,7 +23,7 @@ from sora_cli.domain.jobs import (
     sizes_for,
     validate_request,
 )
-from sora_cli.errors import ExitCode, InvalidInput
+from sora_cli.errors import ExitCode, IllegalTransition, InvalidInput
 
 S = JobStatus
 

@@ -58,8 +58,7 @@ from test_store import (  # noqa: F401  (collected here, against PostgreSQL)
 )
 
 from sora_cli.domain.jobs import JobStatus, VideoRequest
-from sora_cli.errors import InvalidInput, JobNotFound
-from sora_cli.store.db import StoreUnavailable
+from sora_cli.errors import InvalidInput, JobNotFound, StoreUnavailable
 from sora_cli.store.pg import PgDB
 from sora_cli.store.repository import Store
 

@@ -6,8 +6,9 @@ import io
 
 import pytest
 
-from sora_cli.cli.render import clean, detail, failure_line, iso, job_dict, table, use_colour
+from sora_cli.cli.render import detail, failure_line, iso, job_dict, table, use_colour
 from sora_cli.domain.jobs import Job, JobError, JobStatus
+from sora_cli.domain.text import clean
 
 JSON_FIELDS = {
     "id", "remote_id", "status", "remote_status", "progress", "prompt", "model", "size",

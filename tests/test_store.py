@@ -15,10 +15,17 @@ from typing import Any
 import pytest
 
 import sora_cli.store.repository as store_mod
-from sora_cli.domain.jobs import ID_ALPHABET, IllegalTransition, JobError, JobStatus, VideoRequest
-from sora_cli.errors import ExitCode, InvalidInput, JobNotFound, StoreError
+from sora_cli.domain.jobs import ID_ALPHABET, JobError, JobStatus, VideoRequest
+from sora_cli.errors import (
+    ExitCode,
+    IllegalTransition,
+    InvalidInput,
+    JobNotFound,
+    LeaseLost,
+    StoreError,
+)
 from sora_cli.store import sqlite as store_sql
-from sora_cli.store.repository import LeaseLost, Store
+from sora_cli.store.repository import Store
 
 S = JobStatus
 
@@ -622,7 +629,7 @@ def test_queries_use_an_index(store: Store, monkeypatch: pytest.MonkeyPatch,
 def test_a_remote_id_owned_by_another_job_is_refused(store: Store) -> None:
     """Two runners reconciling identical jobs may pick the same video: one wins, the other
     is told (RemoteIdTaken) and its job is left as it was, to look again."""
-    from sora_cli.store.repository import RemoteIdTaken
+    from sora_cli.errors import RemoteIdTaken
 
     a, b = store.add_jobs([VideoRequest("twin"), VideoRequest("twin")])
     for job in (a, b):

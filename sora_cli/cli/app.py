@@ -17,7 +17,7 @@ from typer._click import exceptions as click_exc  # typer vendors click
 from typer.core import TyperGroup
 
 from sora_cli import __version__
-from sora_cli.cli.render import clean
+from sora_cli.domain.text import clean
 from sora_cli.errors import ExitCode, SoraError
 
 try:

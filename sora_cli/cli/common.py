@@ -8,9 +8,10 @@ from collections.abc import Iterable
 
 import typer
 
-from sora_cli.cli.render import clean, job_dict, json_line
+from sora_cli.cli.render import job_dict, json_line
 from sora_cli.config import Settings, default_home, insecure_base_url, load_settings
 from sora_cli.domain.jobs import Job
+from sora_cli.domain.text import clean
 from sora_cli.errors import InvalidInput, StoreError
 from sora_cli.services.context import Context
 

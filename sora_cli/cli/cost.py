@@ -8,8 +8,9 @@ import typer
 
 from sora_cli.cli.app import app
 from sora_cli.cli.common import note, open_context, out
-from sora_cli.cli.render import clean, iso, json_line
+from sora_cli.cli.render import iso, json_line
 from sora_cli.domain.money import GROUPINGS, CostLine, money, parse_since
+from sora_cli.domain.text import clean
 from sora_cli.errors import InvalidInput
 from sora_cli.services.spending import CostReport, cost
 

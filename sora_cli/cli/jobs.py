@@ -8,8 +8,9 @@ import typer
 
 from sora_cli.cli.app import app
 from sora_cli.cli.common import JSON_OPT, QUIET_OPT, note, open_context, out, print_jobs
-from sora_cli.cli.render import clean, detail, table, use_colour
+from sora_cli.cli.render import detail, table, use_colour
 from sora_cli.domain.jobs import JobStatus
+from sora_cli.domain.text import clean
 from sora_cli.errors import InvalidInput
 from sora_cli.services.context import cancel, read_refs, resolve_all
 

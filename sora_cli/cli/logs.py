@@ -9,7 +9,8 @@ import typer
 
 from sora_cli.cli.app import app
 from sora_cli.cli.common import open_context, out
-from sora_cli.cli.render import clean, json_line
+from sora_cli.cli.render import json_line
+from sora_cli.domain.text import clean
 from sora_cli.store.repository import Event
 
 

@@ -8,30 +8,18 @@ characters before it reaches a terminal.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from sora_cli.domain.jobs import Job
+from sora_cli.domain.text import clean
 
-# Whole escape sequences first (else only the ESC would go and "[31m" would stay),
-# then any control character left; newline and tab are kept.
-_CONTROL = re.compile(
-    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, erase
-    r"|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC, DCS...: titles, hyperlinks
-    r"|\x1b[ -/]*[0-~]"  # other two-byte escapes
-    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
-)
 _COLOURS = {
     "queued": "2", "submitting": "36", "running": "36", "downloading": "34",
     "completed": "32", "failed": "31", "cancelled": "33", "expired": "35",
 }
 
-
-def clean(text: str) -> str:
-    """Text safe for a terminal: escape sequences and control characters removed."""
-    return _CONTROL.sub("", text)
 
 
 def iso(ts: float | None) -> str | None:

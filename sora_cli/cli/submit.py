@@ -24,9 +24,10 @@ from sora_cli.cli.common import (
     print_jobs,
     warn_if_insecure,
 )
-from sora_cli.cli.render import clean, cost_text, json_line
+from sora_cli.cli.render import cost_text, json_line
 from sora_cli.domain.batch import BatchLine, check_request, parse_batch
 from sora_cli.domain.jobs import VideoRequest, estimated_cost, parse_seconds
+from sora_cli.domain.text import clean
 from sora_cli.errors import InvalidInput
 from sora_cli.services.context import Context, output_path, preview, refuse_existing, submit
 

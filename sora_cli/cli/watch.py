@@ -17,8 +17,9 @@ import typer
 
 from sora_cli.cli.app import app
 from sora_cli.cli.common import JSON_OPT, QUIET_OPT, note, open_context, out
-from sora_cli.cli.render import clean, failure_line, job_dict, json_line, use_colour
+from sora_cli.cli.render import failure_line, job_dict, json_line, use_colour
 from sora_cli.domain.jobs import Job
+from sora_cli.domain.text import clean
 from sora_cli.errors import ExitCode, InvalidInput
 from sora_cli.services.context import Context, watch_active
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final
 
-from sora_cli.errors import InvalidInput
+from sora_cli.errors import IllegalTransition, InvalidInput
 
 
 class JobStatus(StrEnum):
@@ -59,10 +59,6 @@ TRANSITIONS: Final[dict[JobStatus, frozenset[JobStatus]]] = {
     _S.EXPIRED: frozenset(),
 }
 
-
-class IllegalTransition(InvalidInput):
-    def __init__(self, job_id: str, src: JobStatus, dst: JobStatus) -> None:
-        super().__init__(f"job {job_id} cannot go from {src} to {dst}")
 
 
 def check_transition(job_id: str, src: JobStatus, dst: JobStatus) -> None:

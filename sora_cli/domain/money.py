@@ -20,13 +20,10 @@ from typing import Final
 
 from sora_cli.domain.durations import parse_duration
 from sora_cli.domain.jobs import VideoRequest, estimated_cost
-from sora_cli.errors import InvalidInput
+from sora_cli.errors import BudgetExceeded
 
 GROUPINGS: Final = ("day", "model", "label")
 
-
-class BudgetExceeded(InvalidInput):
-    """A submit would cross `max_job_cost` or `max_daily_cost` (exit 2; --force overrides)."""
 
 
 def parse_since(text: str) -> float:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from typing import Any, Final
 
 import httpx
 
+from sora_cli.domain.text import clean, redact
 from sora_cli.errors import ApiError, AuthError, TransportError
 from sora_cli.providers.retry import retry_after_seconds, should_retry_status
 
@@ -27,33 +27,6 @@ _NOT_SENT: Final = (
     httpx.LocalProtocolError,
 )
 _PERMANENT: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
-# Escape sequences whole (CSI, OSC/DCS strings, two-byte escapes), then any other C0/C1
-# control character but tab and newline: server text is stored and shown without them.
-_CONTROL: Final = re.compile(
-    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
-    r"|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?"
-    r"|\x1b[ -/]*[0-~]"
-    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
-)
-
-
-def plain(text: str) -> str:
-    """Server-provided text without terminal escape sequences or control characters."""
-    return _CONTROL.sub("", text)
-
-
-def redact(text: str, secret: str | None) -> str:
-    """``text`` with every occurrence of ``secret`` masked."""
-    if secret and len(secret) >= 4:
-        return text.replace(secret, "***")
-    return text
-
-
-def mask_key(key: str) -> str:
-    """A key shown safely: ``sk-...abcd`` for long keys, ``***`` otherwise."""
-    if len(key) < 20:
-        return "***"
-    return f"{key[:3]}...{key[-4:]}"
 
 
 def display_url(url: str | httpx.URL) -> str:
@@ -70,7 +43,7 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return plain(value).strip() or None
+        return clean(value).strip() or None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return None
@@ -98,7 +71,7 @@ def parse_error_envelope(body: bytes) -> tuple[str | None, str | None]:
 
 
 def _plain_text(body: bytes) -> str | None:
-    text = plain(body.decode("utf-8", errors="replace")).strip()
+    text = clean(body.decode("utf-8", errors="replace")).strip()
     if not text or text.startswith("<") or "\n" in text[:_SNIPPET]:
         return None  # HTML pages and multi-line dumps say nothing useful in one line
     return text[:_SNIPPET] + ("..." if len(text) > _SNIPPET else "")
@@ -131,7 +104,7 @@ def error_from_answer(
     retry_after = hint if hint is not None and math.isfinite(hint) and hint >= 0 else None
     cls = AuthError if status in (401, 403) else ApiError
     return cls(
-        redact(message or _default_message(status), api_key),
+        redact(message or _default_message(status), [api_key]),
         http_status=status,
         code=code,
         request_id=headers.get("x-request-id"),

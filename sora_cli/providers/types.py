@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Generic, Literal, TypeVar
 
+from sora_cli.domain.text import mask_key
 from sora_cli.errors import ApiError
-from sora_cli.providers.answers import mask_key
 
 T = TypeVar("T")
 

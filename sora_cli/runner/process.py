@@ -21,9 +21,8 @@ import time
 from typing import TYPE_CHECKING
 
 from sora_cli.config import Settings, ensure_home
-from sora_cli.errors import StoreError
+from sora_cli.errors import StoreError, StoreUnavailable
 from sora_cli.runner.spawn import hold_runner_lock
-from sora_cli.store.db import StoreUnavailable
 
 if TYPE_CHECKING:
     from sora_cli.store.repository import Store

@@ -14,16 +14,23 @@ from typing import Any
 
 from sora_cli.config import Settings
 from sora_cli.domain.jobs import Job, JobError, JobStatus
-from sora_cli.errors import AmbiguousCreate, ApiError, SoraError, TransportError
-from sora_cli.providers.answers import plain
+from sora_cli.domain.text import clean
+from sora_cli.errors import (
+    AmbiguousCreate,
+    ApiError,
+    CannotSend,
+    RemoteIdTaken,
+    SoraError,
+    TransportError,
+)
 from sora_cli.providers.client import Attempt, Video, VideosClient
 from sora_cli.providers.download import download_to
 from sora_cli.providers.reconcile import find_created
 from sora_cli.providers.retry import backoff_delay
 from sora_cli.providers.types import to_local
-from sora_cli.runner.outgoing import CannotSend, remixed_from, save_thumbnail, send_create
+from sora_cli.runner.outgoing import remixed_from, save_thumbnail, send_create
 from sora_cli.runner.pacing import PollPace, RateLimit
-from sora_cli.store.repository import RemoteIdTaken, Store
+from sora_cli.store.repository import Store
 
 MAX_CREATE_ATTEMPTS = 8  # each re-send only after the remote list showed no job
 MAX_DOWNLOAD_ROUNDS = 5
@@ -202,8 +209,8 @@ class JobSteps:
             self.store.transition(job.id, JobStatus.DOWNLOADING, owner=self.id,
                                   **{**fields, "progress": 100})
         elif v.status == "failed":
-            self._fail(job.id, JobError(plain(v.error_code or "failed"),
-                                        plain(v.error_message or "the video generation failed"),
+            self._fail(job.id, JobError(clean(v.error_code or "failed"),
+                                        clean(v.error_message or "the video generation failed"),
                                         request_id=answer.request_id), **fields)
         else:
             if (v.status, v.progress) != (job.remote_status, job.progress):

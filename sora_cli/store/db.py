@@ -28,13 +28,6 @@ from sora_cli.errors import StoreError
 URL_SCHEMES: Final = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
 
-class StoreUnavailable(StoreError):
-    """The database cannot be reached right now (down, restarting, connection lost).
-
-    Nothing was changed by the statement that failed, except possibly by a COMMIT
-    whose answer was lost: every write the runner makes is safe to find done.
-    """
-
 
 class Cursor(Protocol):
     def fetchone(self) -> Any: ...

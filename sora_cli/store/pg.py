@@ -23,8 +23,8 @@ import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from sora_cli.errors import StoreError
-from sora_cli.store.db import DB, Cursor, StoreUnavailable, display_url
+from sora_cli.errors import StoreError, StoreUnavailable
+from sora_cli.store.db import DB, Cursor, display_url
 
 # Connection defaults (the URL may override any): give up connecting after 5 s, and
 # notice a server that vanished without a word (a machine gone) within about 30 s,

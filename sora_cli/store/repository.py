@@ -27,7 +27,7 @@ from sora_cli.domain.jobs import (
     looks_like_remote_id,
     new_job_id,
 )
-from sora_cli.errors import InvalidInput, JobNotFound, StoreError
+from sora_cli.errors import InvalidInput, JobNotFound, LeaseLost, RemoteIdTaken
 from sora_cli.store.db import DB, one_at_a_time, open_db
 from sora_cli.store.housekeeping import AdminMixin
 from sora_cli.store.leases import LeaseMixin
@@ -45,23 +45,17 @@ from sora_cli.store.sqlite import (
     write,
 )
 
-__all__ = ["BUSY_TIMEOUT_MS", "EVENT_COLUMNS", "JOB_COLUMNS", "Event", "LeaseLost", "Store"]
+__all__ = ["BUSY_TIMEOUT_MS", "EVENT_COLUMNS", "JOB_COLUMNS", "Event", "Store"]
 
 _UPDATABLE: Final = frozenset(JOB_COLUMNS) - {"id", "status", "created_at"}
 _ID_CHUNK: Final = 400  # ids per collision check (2 x 400 parameters < 999)
 
-
-class RemoteIdTaken(StoreError):
-    """Another job (perhaps of another runner) already owns this remote video."""
 
 
 def _is_unique_violation(exc: BaseException) -> bool:
     # sqlite3.IntegrityError, psycopg.errors.UniqueViolation: both DB-API IntegrityErrors
     return any(k.__name__ in ("IntegrityError", "UniqueViolation") for k in type(exc).__mro__)
 
-
-class LeaseLost(StoreError):
-    """The job is no longer this runner's to work (cancelled, or taken over)."""
 
 
 class Store(LeaseMixin, AdminMixin, MoneyMixin):
