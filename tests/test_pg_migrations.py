@@ -15,7 +15,7 @@ from typing import Any
 
 import pgtest
 import pytest
-from test_schema import T0, V1_EVENT_COLUMNS, V1_IDS, V1_JOB_COLUMNS
+from test_schema import T0, V1_EVENT_COLUMNS, V1_IDS, V1_JOB_COLUMNS, V1_JOB_COLUMNS_NOW
 
 from sora_cli.domain.jobs import JobStatus, VideoRequest
 from sora_cli.errors import StoreError
@@ -72,8 +72,10 @@ def load_v1_fixture(url: str) -> None:
                      "FROM events")
 
 
-def v1_rows(url: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    return (query(url, f"SELECT {', '.join(V1_JOB_COLUMNS)} FROM jobs ORDER BY id"),
+def v1_rows(url: str, *, upgraded: bool = False
+            ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    columns = V1_JOB_COLUMNS_NOW if upgraded else V1_JOB_COLUMNS
+    return (query(url, f"SELECT {', '.join(columns)} FROM jobs ORDER BY id"),
             query(url, f"SELECT {', '.join(V1_EVENT_COLUMNS)} FROM events ORDER BY id"))
 
 
@@ -175,7 +177,7 @@ def test_an_old_store_upgrades_to_the_fresh_schema(pg_url: str, other_url: str,
     assert len(jobs_before) == 3 and len(events_before) == 19
 
     with Store.open(pg_url) as s:
-        assert v1_rows(pg_url) == (jobs_before, events_before)
+        assert v1_rows(pg_url, upgraded=True) == (jobs_before, events_before)
         done, failed, running = (s.resolve(i) for i in V1_IDS)
         assert (done.status, failed.status, running.status) == (S.COMPLETED, S.FAILED,
                                                                  S.RUNNING)
@@ -185,7 +187,7 @@ def test_an_old_store_upgrades_to_the_fresh_schema(pg_url: str, other_url: str,
             "created", "claimed", "submitting", "http", "created"]
         [new] = s.add_jobs([VideoRequest("after the upgrade")])  # events.id keeps counting
         assert s.events(new.id)[0].id == 20
-        s.transition("rnng3456", S.DOWNLOADING, owner="host:100:abcdef")
+        s.transition("rnng3456", S.DOWNLOADING, runner_id="host:100:abcdef")
         assert [j.id for j in s.claim("other", 5, 60, now=T0 + 1000)] == ["rnng3456", new.id]
 
     assert query(pg_url, "SELECT value FROM meta") == [(str(migrations.SCHEMA_VERSION),)]

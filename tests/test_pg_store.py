@@ -54,7 +54,7 @@ from test_store import (  # noqa: F401  (collected here, against PostgreSQL)
     test_unknown_fields_are_refused_and_rolled_back,
     test_update_changes_fields_but_not_status,
     test_very_ambiguous_prefix_is_cut_short,
-    test_wrong_lease_owner_is_refused,
+    test_wrong_runner_id_is_refused,
 )
 
 from sora_cli.domain.jobs import JobStatus, VideoRequest
@@ -149,9 +149,9 @@ def test_the_fleet_limit_bounds_concurrent_claims(pg_url: str) -> None:
 
     in_threads(6, claimer)
     with Store.open(pg_url) as s:
-        held = [j for j in s.list_jobs(limit=None) if j.lease_owner is not None]
+        held = [j for j in s.list_jobs(limit=None) if j.runner_id is not None]
         assert len(held) == 7
-        assert len({j.lease_owner for j in held}) >= 2
+        assert len({j.runner_id for j in held}) >= 2
 
 
 def test_fleet_limit_counts_live_leases_only(location: str | Path) -> None:
@@ -181,12 +181,12 @@ def test_fleet_lists_live_runners_and_their_leases(location: str | Path) -> None
                       now=10.0)  # silent since: dead
         s.claim("h1:x:1:aa", 2, 60, now=1000.0)
         fleet = s.fleet(stale_after=10, now=1005.0)
-        assert [(r["id"], r["host"], r["pid"], r["leases"], r["jobs_in_flight"])
+        assert [(r["runner_id"], r["host"], r["pid"], r["leases"], r["jobs_in_flight"])
                 for r in fleet] == [("h1:x:1:aa", "h1", 1, 2, 2), ("h2:y:2:bb", "h2", 2, 0, 0)]
         assert fleet[0]["heartbeat_at"] == 1000.0
         s.prune_runners(before=500.0)
-        assert {r["id"] for r in s.runners()} == {"h1:x:1:aa", "h2:y:2:bb"}
-        assert {a, b} == {j.id for j in s.list_jobs() if j.lease_owner == "h1:x:1:aa"}
+        assert {r["runner_id"] for r in s.runners()} == {"h1:x:1:aa", "h2:y:2:bb"}
+        assert {a, b} == {j.id for j in s.list_jobs() if j.runner_id == "h1:x:1:aa"}
 
 
 def test_checked_adds_run_one_at_a_time(location: str | Path) -> None:
@@ -234,7 +234,7 @@ def test_id_prefixes_under_an_icu_collation(monkeypatch: pytest.MonkeyPatch,
             s.runner_beat("h:aa:1:x", host="h", pid=1, started_at=1, jobs_in_flight=0)
             s.runner_beat("h:ab:2:y", host="h", pid=2, started_at=1, jobs_in_flight=0)
             s.release_host("h:aa:", keep="none")
-            assert [r["id"] for r in s.runners()] == ["h:ab:2:y"]
+            assert [r["runner_id"] for r in s.runners()] == ["h:ab:2:y"]
 
 
 def explain(conn: PgDB, sql: str, params: Any) -> list[str]:

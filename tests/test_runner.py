@@ -60,7 +60,7 @@ def test_runs_jobs_to_completion_and_exits_when_idle(tmp_path: Path, server: Fak
         assert done is not None and done.status is JobStatus.COMPLETED, done
         assert done.sha256 == server.expected_sha256(done.remote_id or "")
         assert Path(done.output_path or "").stat().st_size == done.bytes == 50_000
-        assert done.lease_owner is None
+        assert done.runner_id is None
         kinds = [e.kind for e in store.events(job.id) if e.kind != "http"]
         assert kinds == ["created", "claimed", "submitting", "created", "downloading",
                          "completed"]
@@ -130,8 +130,7 @@ def test_cancelled_job_stops_being_worked(tmp_path: Path) -> None:
             while (j := other.get(job.id)) and j.status is not JobStatus.RUNNING:
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.05)
-            other.transition(job.id, JobStatus.CANCELLED, lease_owner=None,
-                             lease_expires_at=None)
+            other.transition(job.id, JobStatus.CANCELLED, release=True)
 
         async def go() -> None:
             s = settings_for(tmp_path, server, lease_seconds=0.3)
@@ -154,7 +153,7 @@ def test_graceful_stop_leaves_work_resumable(tmp_path: Path) -> None:
         run_runner(s, store, stop_after=0.5)
         mid = store.get(job.id)
         assert mid is not None and mid.status is JobStatus.RUNNING
-        assert mid.lease_owner is None  # released at once, not left to expire
+        assert mid.runner_id is None  # released at once, not left to expire
         run_runner(s, store, runner_id="host:2:b")
         done = store.get(job.id)
         assert done is not None and done.status is JobStatus.COMPLETED

@@ -262,6 +262,9 @@ V1_JOB_COLUMNS = (
     "bytes", "sha256", "create_attempts", "poll_count", "download_attempts",
     "create_started_at", "lease_owner", "lease_expires_at",
 )
+# The same columns as named today (schema 4 renamed lease_owner to runner_id).
+RENAMED = {"lease_owner": "runner_id"}
+V1_JOB_COLUMNS_NOW = tuple(RENAMED.get(c, c) for c in V1_JOB_COLUMNS)
 V1_EVENT_COLUMNS = ("id", "job_id", "at", "kind", "from_status", "to_status", "attempt",
                     "http_status", "request_id", "retry_in", "message", "runner_id")
 
@@ -277,23 +280,23 @@ def build_v1_store(path: Path) -> None:
         ], now=T0))
         s.claim(RUNNER, 3, 60, now=T0 + 1)
         for n, job_id in enumerate((done, failed, running)):
-            s.transition(job_id, S.SUBMITTING, owner=RUNNER, attempt=1, create_attempts=1,
+            s.transition(job_id, S.SUBMITTING, runner_id=RUNNER, attempt=1, create_attempts=1,
                          create_started_at=T0 + 2, now=T0 + 2)
             s.log(job_id, "http", attempt=1, http_status=200, request_id=f"req_{n}",
                   runner_id=RUNNER, now=T0 + 3)
-            s.transition(job_id, S.RUNNING, owner=RUNNER, event="created",
+            s.transition(job_id, S.RUNNING, runner_id=RUNNER, event="created",
                          remote_id=f"video_{job_id}", remote_status="queued",
                          submitted_at=T0 + 3, now=T0 + 3)
-        s.update(running, owner=RUNNER, progress=40, remote_status="in_progress", poll_count=3,
+        s.update(running, runner_id=RUNNER, progress=40, remote_status="in_progress", poll_count=3,
                  now=T0 + 4)
         s.log(failed, "http", attempt=1, http_status=503, retry_in=2.5, runner_id=RUNNER,
               message="server busy", now=T0 + 4)
-        s.transition(failed, S.FAILED, owner=RUNNER, remote_status="failed",
+        s.transition(failed, S.FAILED, runner_id=RUNNER, remote_status="failed",
                      error=JobError("moderation_blocked", "the video was blocked",
                                     request_id="req_9"), now=T0 + 5)
-        s.transition(done, S.DOWNLOADING, owner=RUNNER, remote_status="completed", progress=100,
+        s.transition(done, S.DOWNLOADING, runner_id=RUNNER, remote_status="completed", progress=100,
                      expires_at=T0 + 86400, poll_count=5, now=T0 + 5)
-        s.transition(done, S.COMPLETED, owner=RUNNER, output_path="videos/cmpd2345.mp4",
+        s.transition(done, S.COMPLETED, runner_id=RUNNER, output_path="videos/cmpd2345.mp4",
                      bytes=123456, sha256="ab" * 32, completed_at=T0 + 6,
                      message="saved 123456 bytes", now=T0 + 6)
 
@@ -330,16 +333,17 @@ def test_fixture_is_a_v1_store(tmp_path: Path) -> None:
 def test_the_first_release_store_opens_with_everything(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     load_fixture(path)
-    assert set(V1_JOB_COLUMNS) <= set(JOB_COLUMNS)
+    assert set(V1_JOB_COLUMNS_NOW) <= set(JOB_COLUMNS)
     assert set(V1_EVENT_COLUMNS) <= set(EVENT_COLUMNS)
     job_cols = ", ".join(V1_JOB_COLUMNS)
+    job_cols_now = ", ".join(V1_JOB_COLUMNS_NOW)
     event_cols = ", ".join(V1_EVENT_COLUMNS)
     jobs_before = read(path, f"SELECT {job_cols} FROM jobs ORDER BY id")
     events_before = read(path, f"SELECT {event_cols} FROM events ORDER BY id")
     assert len(jobs_before) == 3 and len(events_before) == 19
 
     with Store.open(path) as s:
-        assert read(path, f"SELECT {job_cols} FROM jobs ORDER BY id") == jobs_before
+        assert read(path, f"SELECT {job_cols_now} FROM jobs ORDER BY id") == jobs_before
         assert read(path, f"SELECT {event_cols} FROM events ORDER BY id") == events_before
 
         done, failed, running = (s.resolve(i) for i in V1_IDS)
@@ -350,7 +354,7 @@ def test_the_first_release_store_opens_with_everything(tmp_path: Path) -> None:
         assert failed.error == JobError("moderation_blocked", "the video was blocked",
                                         request_id="req_9")
         assert (failed.model, failed.size, failed.seconds) == ("sora-2-pro", "1792x1024", 12)
-        assert (running.progress, running.poll_count, running.lease_owner) == (40, 3, RUNNER)
+        assert (running.progress, running.poll_count, running.runner_id) == (40, 3, RUNNER)
         assert s.resolve("video_rnng3456").id == "rnng3456"
         assert s.resolve("@last").id == "rnng3456"
         assert [e.kind for e in s.events("cmpd2345")] == [
@@ -362,7 +366,7 @@ def test_the_first_release_store_opens_with_everything(tmp_path: Path) -> None:
         # Still a working store: new jobs, legal moves, leases.
         [new] = s.add_jobs([VideoRequest("after the upgrade")])
         assert new.id not in V1_IDS
-        s.transition("rnng3456", S.DOWNLOADING, owner=RUNNER)
+        s.transition("rnng3456", S.DOWNLOADING, runner_id=RUNNER)
         assert [j.id for j in s.claim("other", 5, 60, now=T0 + 1000)] == ["rnng3456", new.id]
 
     conn = sqlite3.connect(path)

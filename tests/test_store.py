@@ -259,16 +259,16 @@ def test_illegal_transitions_change_nothing(store: Store, path: tuple[JobStatus,
     assert store.get(job_id) == before and store.events(job_id) == events_before
 
 
-def test_wrong_lease_owner_is_refused(store: Store) -> None:
+def test_wrong_runner_id_is_refused(store: Store) -> None:
     [job_id] = add(store, "x")
     store.claim("runner-a", 1, 60, now=1000.0)
     before, events_before = store.get(job_id), store.events(job_id)
     with pytest.raises(LeaseLost):
-        store.transition(job_id, S.SUBMITTING, owner="runner-b")
+        store.transition(job_id, S.SUBMITTING, runner_id="runner-b")
     with pytest.raises(LeaseLost):
-        store.update(job_id, owner="runner-b", progress=50)
+        store.update(job_id, runner_id="runner-b", progress=50)
     assert store.get(job_id) == before and store.events(job_id) == events_before
-    job = store.transition(job_id, S.SUBMITTING, owner="runner-a")
+    job = store.transition(job_id, S.SUBMITTING, runner_id="runner-a")
     assert job.status is S.SUBMITTING
     assert store.events(job_id)[-1].runner_id == "runner-a"
 
@@ -325,7 +325,7 @@ def test_claim_oldest_first_up_to_the_limit(store: Store) -> None:
     add(store, "c", now=300.0)
     claimed = store.claim("runner-a", 2, 60, now=1000.0)
     assert [j.id for j in claimed] == first + second
-    assert all(j.lease_owner == "runner-a" and j.lease_expires_at == 1060.0 for j in claimed)
+    assert all(j.runner_id == "runner-a" and j.lease_expires_at == 1060.0 for j in claimed)
     event = store.events(first[0])[-1]
     assert (event.kind, event.runner_id, event.message) == ("claimed", "runner-a", None)
     assert store.claim("runner-a", 0, 60, now=1000.0) == []
@@ -337,19 +337,19 @@ def test_a_live_lease_is_not_taken(store: Store) -> None:
     assert store.claim("runner-b", 5, 60, now=1059.0) == []
     assert store.claim("runner-b", 5, 60, now=1060.0) == []  # expires at 1060: not yet
     job = store.get(job_id)
-    assert job is not None and job.lease_owner == "runner-a"
+    assert job is not None and job.runner_id == "runner-a"
 
 
 def test_an_expired_lease_is_taken_over(store: Store) -> None:
     [job_id] = add(store, "x")
     store.claim("runner-a", 5, 60, now=1000.0)
     [job] = store.claim("runner-b", 5, 60, now=1061.0)
-    assert (job.id, job.lease_owner, job.lease_expires_at) == (job_id, "runner-b", 1121.0)
+    assert (job.id, job.runner_id, job.lease_expires_at) == (job_id, "runner-b", 1121.0)
     event = store.events(job_id)[-1]
     assert (event.kind, event.runner_id) == ("claimed", "runner-b")
     assert event.message is not None and "runner-a" in event.message
     with pytest.raises(LeaseLost):
-        store.transition(job_id, S.SUBMITTING, owner="runner-a")
+        store.transition(job_id, S.SUBMITTING, runner_id="runner-a")
     assert store.renew("runner-a", 60, now=1062.0) == set()
 
 
@@ -372,7 +372,7 @@ def test_renew_and_release(store: Store) -> None:
     store.release("runner-a", [a])
     assert store.renew("runner-a", 60, now=1051.0) == {b}
     job = store.get(a)
-    assert job is not None and (job.lease_owner, job.lease_expires_at) == (None, None)
+    assert job is not None and (job.runner_id, job.lease_expires_at) == (None, None)
     store.release("runner-a")
     assert store.renew("runner-a", 60) == set()
     assert store.renew("runner-b", 60) == {c}
@@ -382,13 +382,13 @@ def test_release_host(store: Store) -> None:
     ids = add(store, "a", "b", "c", "d")
     owners = ["h:1:aa", "h:2:bb", "h:3:cc", "h2:4:dd"]
     for job_id, owner in zip(ids, owners, strict=True):
-        store.update(job_id, lease_owner=owner, lease_expires_at=9e9)
+        assert [j.id for j in store.claim(owner, 1, 9e9)] == [job_id]  # oldest first
         store.runner_beat(owner, host=owner.split(":")[0], pid=1, started_at=1.0,
                           jobs_in_flight=1)
     store.release_host("h:", keep="h:3:cc")
-    assert [(j.lease_owner if (j := store.get(i)) else "gone") for i in ids] == [
+    assert [(j.runner_id if (j := store.get(i)) else "gone") for i in ids] == [
         None, None, "h:3:cc", "h2:4:dd"]
-    assert sorted(r["id"] for r in store.runners()) == ["h2:4:dd", "h:3:cc"]
+    assert sorted(r["runner_id"] for r in store.runners()) == ["h2:4:dd", "h:3:cc"]
 
 
 # --- listing ---------------------------------------------------------------------------------
@@ -433,13 +433,13 @@ def test_runner_heartbeat_rows(store: Store) -> None:
     store.runner_beat("h:2:bb", host="h", pid=2, started_at=20.0, jobs_in_flight=1, now=21.0)
     store.runner_beat("h:1:aa", host="h", pid=1, started_at=10.0, jobs_in_flight=3, now=30.0)
     assert store.runners() == [
-        {"id": "h:2:bb", "host": "h", "pid": 2, "started_at": 20.0, "heartbeat_at": 21.0,
+        {"runner_id": "h:2:bb", "host": "h", "pid": 2, "started_at": 20.0, "heartbeat_at": 21.0,
          "jobs_in_flight": 1},
-        {"id": "h:1:aa", "host": "h", "pid": 1, "started_at": 10.0, "heartbeat_at": 30.0,
+        {"runner_id": "h:1:aa", "host": "h", "pid": 1, "started_at": 10.0, "heartbeat_at": 30.0,
          "jobs_in_flight": 3},
     ]
     store.runner_gone("h:2:bb")
-    assert [r["id"] for r in store.runners()] == ["h:1:aa"]
+    assert [r["runner_id"] for r in store.runners()] == ["h:1:aa"]
 
 
 # --- files that are not a job store -----------------------------------------------------------

@@ -35,7 +35,7 @@ def runner_state(ctx: Any) -> dict[str, Any]:
     state.update(pid=info.get("pid"), runner_id=info.get("runner_id"),
                  started_at=iso(info.get("started_at")))
     for row in ctx.store.runners():
-        if row["id"] == info.get("runner_id"):
+        if row["runner_id"] == info.get("runner_id"):
             state.update(jobs_in_flight=row["jobs_in_flight"],
                          heartbeat_at=iso(row["heartbeat_at"]))
     return state
@@ -46,9 +46,9 @@ def fleet_state(ctx: Any, local_id: str | None) -> list[dict[str, Any]]:
     s = ctx.settings
     if not s.database_url and not s.db_path.exists():
         return []  # no store yet: nothing runs, and nothing is created just to say so
-    return [{"runner_id": r["id"], "host": r["host"], "pid": r["pid"], "leases": r["leases"],
+    return [{"runner_id": r["runner_id"], "host": r["host"], "pid": r["pid"], "leases": r["leases"],
              "jobs_in_flight": r["jobs_in_flight"], "heartbeat_at": iso(r["heartbeat_at"]),
-             "started_at": iso(r["started_at"]), "local": r["id"] == local_id}
+             "started_at": iso(r["started_at"]), "local": r["runner_id"] == local_id}
             for r in ctx.store.fleet(stale_after=LIVE_WITHIN)]
 
 

@@ -229,7 +229,7 @@ class Job:
     poll_count: int = 0
     download_attempts: int = 0
     create_started_at: float | None = None
-    lease_owner: str | None = None
+    runner_id: str | None = None
     lease_expires_at: float | None = None
     label: str | None = None
     image: str | None = None

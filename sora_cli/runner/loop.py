@@ -48,7 +48,7 @@ class Runner(JobSteps):
         self.started_at = time.time() if started_at is None else started_at
         self.store = store
         self.client = client
-        self.id = runner_id
+        self.runner_id = runner_id
         self.host = runner_id.split(":")[0]
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._renewed_at = time.monotonic()  # when the store last confirmed our leases
@@ -68,7 +68,8 @@ class Runner(JobSteps):
             while not stop.is_set():
                 free = self.s.max_in_flight - len(self.tasks)
                 try:
-                    claimed = self.store.claim(self.id, free, self.s.lease_seconds) if free else []
+                    claimed = (self.store.claim(self.runner_id, free, self.s.lease_seconds)
+                               if free else [])
                 except StoreUnavailable as exc:  # back off; the jobs in the store wait for us
                     outage += 1
                     await _store_away(exc, outage, stop)
@@ -126,7 +127,7 @@ class Runner(JobSteps):
 
     def _release(self, job_ids: list[str] | None = None) -> None:
         try:
-            self.store.release(self.id, job_ids)
+            self.store.release(self.runner_id, job_ids)
         except StoreError as exc:  # unreachable: the leases run out by themselves
             log.warning("could not release leases: %s", exc)
 
@@ -137,11 +138,11 @@ class Runner(JobSteps):
         last_renew = 0.0
         while not stop.is_set():
             try:
-                self.store.runner_beat(self.id, host=self.host, pid=pid,
+                self.store.runner_beat(self.runner_id, host=self.host, pid=pid,
                                        started_at=self.started_at, jobs_in_flight=len(self.tasks))
                 if time.monotonic() - last_renew >= renew_every:
                     renewing = time.monotonic()
-                    held = self.store.renew(self.id, self.s.lease_seconds)
+                    held = self.store.renew(self.runner_id, self.s.lease_seconds)
                     last_renew = self._renewed_at = renewing
                     self._drop_lost(held)
                     self._release_strays(held)
@@ -182,7 +183,7 @@ class Runner(JobSteps):
             while True:
                 try:
                     job = self.store.get(job_id)
-                    if job is None or not job.status.is_active or job.lease_owner != self.id:
+                    if job is None or not job.status.is_active or job.runner_id != self.runner_id:
                         return
                     await self._step(job, pace)
                     outage = 0
@@ -217,7 +218,7 @@ class Runner(JobSteps):
                 self.store.log(job_id, "http", attempt=a.attempt, http_status=a.http_status,
                                request_id=a.request_id, retry_in=a.retry_in,
                                message=f"{a.method} {a.path}"
-                               + (f": {a.error}" if a.error else ""), runner_id=self.id)
+                               + (f": {a.error}" if a.error else ""), runner_id=self.runner_id)
             except StoreError as exc:  # a note only: never break the request it describes
                 log.warning("job %s: could not log an HTTP attempt: %s", job_id, exc)
         return record
@@ -225,7 +226,7 @@ class Runner(JobSteps):
     def _fail(self, job_id: str, error: JobError, *, status: JobStatus = JobStatus.FAILED,
               **fields: Any) -> None:
         try:
-            self.store.transition(job_id, status, owner=self.id, error=error, **fields)
+            self.store.transition(job_id, status, runner_id=self.runner_id, error=error, **fields)
         except (LeaseLost, SoraError) as exc:
             log.warning("job %s: could not record failure: %s", job_id, exc)
 

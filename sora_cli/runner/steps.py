@@ -53,7 +53,7 @@ class JobSteps:
     s: Settings
     store: Store
     client: VideosClient
-    id: str
+    runner_id: str
     host: str
     rate: RateLimit
     _adopting: asyncio.Lock
@@ -69,13 +69,13 @@ class JobSteps:
         await self.rate.acquire()
         started = time.time()
         attempt = job.create_attempts + 1
-        self.store.transition(job.id, JobStatus.SUBMITTING, owner=self.id, attempt=attempt,
-                              create_started_at=started, create_attempts=attempt)
+        self.store.transition(job.id, JobStatus.SUBMITTING, runner_id=self.runner_id,
+                              attempt=attempt, create_started_at=started, create_attempts=attempt)
         crash_point("before_create")
         try:
             answer = await send_create(self.client, self.store, job, self._recorder(job.id))
         except AmbiguousCreate as exc:
-            self.store.log(job.id, "create_unknown", message=str(exc), runner_id=self.id,
+            self.store.log(job.id, "create_unknown", message=str(exc), runner_id=self.runner_id,
                            http_status=exc.http_status, request_id=exc.request_id)
             return  # still `submitting`: the next round reconciles
         except TransportError as exc:
@@ -89,7 +89,7 @@ class JobSteps:
             return
         video = answer.value
         crash_point("after_create")
-        self.store.transition(job.id, JobStatus.RUNNING, owner=self.id, event="created",
+        self.store.transition(job.id, JobStatus.RUNNING, runner_id=self.runner_id, event="created",
                               message=f"remote id {video.id}", remote_id=video.id,
                               remote_status=video.status, progress=video.progress,
                               submitted_at=time.time())
@@ -117,14 +117,14 @@ class JobSteps:
                                            on_attempt=self._recorder(job.id),
                                            remixed_from=remixed_from(self.store, job))
             except (ApiError, TransportError) as exc:
-                self.store.log(job.id, "reconcile_failed", runner_id=self.id,
+                self.store.log(job.id, "reconcile_failed", runner_id=self.runner_id,
                                message=f"cannot read the remote list, the job waits: {exc}")
                 found = None
             if found is not None and found.video is not None:
                 try:
                     self._adopt(job, found.video, found.others)
                 except RemoteIdTaken:  # another runner adopted it first: look again
-                    self.store.log(job.id, "reconcile_raced", runner_id=self.id,
+                    self.store.log(job.id, "reconcile_raced", runner_id=self.runner_id,
                                    message=f"{found.video.id} was adopted by another job")
                 return
         if found is None:
@@ -135,7 +135,7 @@ class JobSteps:
         if found.undecided:
             self._fail(job.id, JobError("create_unconfirmed", found.undecided))
         elif looked_at < settled:
-            self.store.log(job.id, "reconcile_wait", runner_id=self.id,
+            self.store.log(job.id, "reconcile_wait", runner_id=self.runner_id,
                            message="no matching remote video yet; looking again at "
                            f"{time.strftime('%H:%M:%S', time.localtime(settled))}")
             await asyncio.sleep(max(settled - time.time(), 0.0))
@@ -150,7 +150,8 @@ class JobSteps:
                 "matching remote video; not sending again"))
         else:
             delay = backoff_delay(job.create_attempts)
-            self.store.transition(job.id, JobStatus.QUEUED, owner=self.id, event="requeued",
+            self.store.transition(job.id, JobStatus.QUEUED, runner_id=self.runner_id,
+                                  event="requeued",
                                   message="the unanswered create made no remote video; "
                                   f"sending again in {delay:.1f} s")
             await asyncio.sleep(delay)
@@ -159,7 +160,8 @@ class JobSteps:
         note = f"found {video.id}, created by the unanswered request"
         if others:
             note += f"; also matching, not adopted (check them): {', '.join(others)}"
-        self.store.transition(job.id, JobStatus.RUNNING, owner=self.id, event="reconciled",
+        self.store.transition(job.id, JobStatus.RUNNING, runner_id=self.runner_id,
+                              event="reconciled",
                               message=note, remote_id=video.id, remote_status=video.status,
                               progress=video.progress, submitted_at=time.time())
 
@@ -189,7 +191,7 @@ class JobSteps:
         try:
             answer = await self.client.retrieve(job.remote_id, on_attempt=self._recorder(job.id))
         except TransportError as exc:
-            self.store.log(job.id, "poll_failed", message=str(exc), runner_id=self.id)
+            self.store.log(job.id, "poll_failed", message=str(exc), runner_id=self.runner_id)
             await asyncio.sleep(self.s.poll_max_seconds)
             return
         except ApiError as exc:
@@ -197,7 +199,7 @@ class JobSteps:
                 self._fail(job.id, _api_error(exc))
                 return
             # a success we could not read (too large, not JSON): the job is fine, ask again
-            self.store.log(job.id, "poll_failed", message=str(exc), runner_id=self.id,
+            self.store.log(job.id, "poll_failed", message=str(exc), runner_id=self.runner_id,
                            http_status=exc.http_status, request_id=exc.request_id)
             await asyncio.sleep(self.s.poll_max_seconds)
             return
@@ -206,7 +208,7 @@ class JobSteps:
             remote_status=v.status, progress=v.progress, poll_count=job.poll_count + 1,
             expires_at=to_local(v.expires_at, answer.server_skew))  # kept on our clock
         if v.status == "completed":
-            self.store.transition(job.id, JobStatus.DOWNLOADING, owner=self.id,
+            self.store.transition(job.id, JobStatus.DOWNLOADING, runner_id=self.runner_id,
                                   **{**fields, "progress": 100})
         elif v.status == "failed":
             self._fail(job.id, JobError(clean(v.error_code or "failed"),
@@ -214,20 +216,20 @@ class JobSteps:
                                         request_id=answer.request_id), **fields)
         else:
             if (v.status, v.progress) != (job.remote_status, job.progress):
-                self.store.update(job.id, owner=self.id, **fields)
+                self.store.update(job.id, runner_id=self.runner_id, **fields)
             await asyncio.sleep(pace.next(answer.poll_after_ms))
 
     async def _download(self, job: Job) -> None:
         assert job.remote_id is not None
         dest = self.s.save_dir / f"{job.id}.mp4"
         attempts = job.download_attempts + 1
-        self.store.update(job.id, owner=self.id, download_attempts=attempts)
+        self.store.update(job.id, runner_id=self.runner_id, download_attempts=attempts)
         try:
             saved = await download_to(self.client, job.remote_id, dest,
                                       on_attempt=self._recorder(job.id))
         except TransportError as exc:
             if attempts < MAX_DOWNLOAD_ROUNDS:
-                self.store.log(job.id, "download_retry", message=str(exc), runner_id=self.id)
+                self.store.log(job.id, "download_retry", message=str(exc), runner_id=self.runner_id)
                 await asyncio.sleep(self.s.poll_max_seconds)
                 return
             self._fail(job.id, JobError("download_failed", str(exc)))
@@ -246,9 +248,10 @@ class JobSteps:
             self._fail(job.id, JobError("download_failed", str(exc)))
             return
         thumbnail = None if not self.s.save_thumbnails else await save_thumbnail(
-            self.client, self.store, job, self.s.save_dir, self._recorder(job.id), self.id)
+            self.client, self.store, job, self.s.save_dir, self._recorder(job.id), self.runner_id)
         crash_point("before_complete")
-        self.store.transition(job.id, JobStatus.COMPLETED, owner=self.id, thumbnail_path=thumbnail,
+        self.store.transition(job.id, JobStatus.COMPLETED, runner_id=self.runner_id,
+                              thumbnail_path=thumbnail,
                               output_path=str(saved.path), output_host=self.host,
                               bytes=saved.bytes, sha256=saved.sha256, completed_at=time.time(),
                               message=f"saved {saved.bytes} bytes")

@@ -115,8 +115,8 @@ def cancel(ctx: Context, refs: Sequence[str]) -> list[tuple[Job, str]]:
             continue
         note = ("never sent" if job.status is JobStatus.QUEUED else
                 "no longer tracked; the remote job may still run and be billed")
-        updated = ctx.store.transition(job.id, JobStatus.CANCELLED, lease_owner=None,
-                                       lease_expires_at=None, message=note)
+        updated = ctx.store.transition(job.id, JobStatus.CANCELLED, release=True,
+                                       message=note)
         out.append((updated, note))
     return out
 

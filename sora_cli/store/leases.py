@@ -21,19 +21,20 @@ from sora_cli.domain.jobs import Job
 from sora_cli.store.db import DB, for_update
 from sora_cli.store.sqlite import ACTIVE_SQL, SELECT_JOB, fetch_job, insert_event, row_to_job
 
-_CLEAR_LEASE: Final = "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL"
-_RUNNER_COLUMNS: Final = ("id", "host", "pid", "started_at", "heartbeat_at", "jobs_in_flight")
+_CLEAR_LEASE: Final = "UPDATE jobs SET runner_id = NULL, lease_expires_at = NULL"
+_RUNNER_COLUMNS: Final = ("runner_id", "host", "pid", "started_at", "heartbeat_at",
+                          "jobs_in_flight")
 # Above every code point: `x >= p AND x < p || _TOP` selects the strings starting with p.
 _TOP: Final = "\U0010ffff"
 FLEET_LIMIT_KEY: Final = "fleet_max_in_flight"  # a `meta` row; absent: no fleet limit
-_HELD: Final = f"lease_owner IS NOT NULL AND lease_expires_at >= ? AND status IN ({ACTIVE_SQL})"
+_HELD: Final = f"runner_id IS NOT NULL AND lease_expires_at >= ? AND status IN ({ACTIVE_SQL})"
 
 
 class LeaseMixin:
     _conn: DB
     path: Path | str
 
-    def claim(self, owner: str, limit: int, lease_seconds: float,
+    def claim(self, runner_id: str, limit: int, lease_seconds: float,
               now: float | None = None) -> list[Job]:
         """Lease up to `limit` unfinished jobs that nobody (alive) holds, oldest first,
         and no more than the fleet limit leaves room for."""
@@ -48,41 +49,42 @@ class LeaseMixin:
             # Never our own jobs, even with a lapsed lease: we are working them already
             # (a second task on one job could send its create twice).
             rows = conn.execute(
-                f"{SELECT_JOB} WHERE status IN ({ACTIVE_SQL}) AND (lease_owner IS NULL "
-                "OR (lease_expires_at < ? AND lease_owner <> ?)) ORDER BY created_at LIMIT ?"
-                f"{for_update(conn, skip_locked=True)}", (now, owner, limit),
+                f"{SELECT_JOB} WHERE status IN ({ACTIVE_SQL}) AND (runner_id IS NULL "
+                "OR (lease_expires_at < ? AND runner_id <> ?)) ORDER BY created_at LIMIT ?"
+                f"{for_update(conn, skip_locked=True)}", (now, runner_id, limit),
             ).fetchall()
             jobs = [row_to_job(r) for r in rows]
             for job in jobs:
-                conn.execute("UPDATE jobs SET lease_owner = ?, lease_expires_at = ? WHERE id = ?",
-                             (owner, now + lease_seconds, job.id))
-                insert_event(conn, job.id, "claimed", now, runner_id=owner,
+                conn.execute("UPDATE jobs SET runner_id = ?, lease_expires_at = ? WHERE id = ?",
+                             (runner_id, now + lease_seconds, job.id))
+                insert_event(conn, job.id, "claimed", now, runner_id=runner_id,
                              message=_takeover(job))
         return [fetch_job(self._conn, j.id) or j for j in jobs]
 
-    def renew(self, owner: str, lease_seconds: float, now: float | None = None) -> set[str]:
-        """Extend every lease `owner` holds; return the ids it still holds."""
+    def renew(self, runner_id: str, lease_seconds: float, now: float | None = None) -> set[str]:
+        """Extend every lease `runner_id` holds; return the ids it still holds."""
         now = time.time() if now is None else now
         with self._conn.write() as conn:
-            conn.execute("UPDATE jobs SET lease_expires_at = ? WHERE lease_owner = ?",
-                         (now + lease_seconds, owner))
-            rows = conn.execute("SELECT id FROM jobs WHERE lease_owner = ?", (owner,)).fetchall()
+            conn.execute("UPDATE jobs SET lease_expires_at = ? WHERE runner_id = ?",
+                         (now + lease_seconds, runner_id))
+            rows = conn.execute("SELECT id FROM jobs WHERE runner_id = ?", (runner_id,)).fetchall()
         return {r[0] for r in rows}
 
-    def release(self, owner: str, job_ids: Sequence[str] | None = None) -> None:
-        """Give up `owner`'s leases: all of them, or those on `job_ids`."""
+    def release(self, runner_id: str, job_ids: Sequence[str] | None = None) -> None:
+        """Give up `runner_id`'s leases: all of them, or those on `job_ids`."""
         with self._conn.write() as conn:
             if job_ids is None:
-                conn.execute(f"{_CLEAR_LEASE} WHERE lease_owner = ?", (owner,))
+                conn.execute(f"{_CLEAR_LEASE} WHERE runner_id = ?", (runner_id,))
             for job_id in job_ids or ():
-                conn.execute(f"{_CLEAR_LEASE} WHERE id = ? AND lease_owner = ?", (job_id, owner))
+                conn.execute(f"{_CLEAR_LEASE} WHERE id = ? AND runner_id = ?", (job_id, runner_id))
 
     def release_host(self, prefix: str, *, keep: str) -> None:
         """Free leases held by other runner ids of this host (known dead: we hold its lock)."""
         with self._conn.write() as conn:
-            conn.execute(f"{_CLEAR_LEASE} WHERE lease_owner >= ? AND lease_owner < ? "
-                         "AND lease_owner != ?", (prefix, prefix + _TOP, keep))
-            conn.execute("DELETE FROM runners WHERE id >= ? AND id < ? AND id != ?",
+            conn.execute(f"{_CLEAR_LEASE} WHERE runner_id >= ? AND runner_id < ? "
+                         "AND runner_id != ?", (prefix, prefix + _TOP, keep))
+            conn.execute("DELETE FROM runners WHERE runner_id >= ? AND runner_id < ? "
+                         "AND runner_id != ?",
                          (prefix, prefix + _TOP, keep))
 
     # --- runners ----------------------------------------------------------------
@@ -92,15 +94,16 @@ class LeaseMixin:
         now = time.time() if now is None else now
         with self._conn.write() as conn:
             conn.execute(
-                "INSERT INTO runners (id, host, pid, started_at, heartbeat_at, jobs_in_flight) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "INSERT INTO runners (runner_id, host, pid, started_at, heartbeat_at, "
+                "jobs_in_flight) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (runner_id) DO UPDATE SET "
                 "heartbeat_at = excluded.heartbeat_at, jobs_in_flight = excluded.jobs_in_flight",
                 (runner_id, host, pid, started_at, now, jobs_in_flight),
             )
 
     def runner_gone(self, runner_id: str) -> None:
         with self._conn.write() as conn:
-            conn.execute("DELETE FROM runners WHERE id = ?", (runner_id,))
+            conn.execute("DELETE FROM runners WHERE runner_id = ?", (runner_id,))
 
     def runners(self) -> list[dict[str, Any]]:
         rows = self._conn.execute(
@@ -113,8 +116,8 @@ class LeaseMixin:
         now = time.time() if now is None else now
         rows = self._conn.execute(
             f"SELECT {', '.join('r.' + c for c in _RUNNER_COLUMNS)}, (SELECT count(*) FROM "
-            f"jobs WHERE lease_owner = r.id AND {_HELD}) FROM runners r "
-            "WHERE r.heartbeat_at >= ? ORDER BY r.host, r.started_at, r.id",
+            f"jobs WHERE runner_id = r.runner_id AND {_HELD}) FROM runners r "
+            "WHERE r.heartbeat_at >= ? ORDER BY r.host, r.started_at, r.runner_id",
             (now, now - stale_after))
         return [{**dict(zip(_RUNNER_COLUMNS, r, strict=False)), "leases": int(r[-1])}
                 for r in rows]
@@ -156,6 +159,6 @@ def _fleet_room(conn: DB, now: float) -> int | None:
 
 
 def _takeover(job: Job) -> str | None:
-    if job.lease_owner is None:
+    if job.runner_id is None:
         return None
-    return f"taken over from {job.lease_owner} (its lease expired at {job.lease_expires_at})"
+    return f"taken over from {job.runner_id} (its lease expired at {job.lease_expires_at})"

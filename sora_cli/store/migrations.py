@@ -23,7 +23,7 @@ from sora_cli.errors import StoreError
 
 # The version this code writes. Kept here (not only in schema.py) so that the
 # common case, an up-to-date store, is checked without importing SQLModel.
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 # pg_advisory_xact_lock key: one migration at a time per PostgreSQL database.
 MIGRATION_LOCK: Final = 0x736F72615F6D6967  # "sora_mig"
 
@@ -55,14 +55,24 @@ def _v2_to_v3(conn: Any) -> None:
     conn.execute("CREATE INDEX ix_jobs_retry_of ON jobs (retry_of)")
     if dialect(conn) == "postgresql":
         conn.execute("ALTER TABLE jobs ALTER COLUMN bytes TYPE BIGINT")
-        from sora_cli.store.schema import C_COLLATED
-
-        for table, column, sql_type in C_COLLATED:
+        for table, column, sql_type in _V3_C_COLLATED:
             conn.execute(f'ALTER TABLE {table} ALTER COLUMN {column} TYPE {sql_type} '
                          'COLLATE "C"')
 
 
-STEPS: Final[dict[int, Step]] = {1: _v1_to_v2, 2: _v2_to_v3}
+# The byte-wise columns as they were named at schema 3 (step 3 -> 4 renamed two).
+_V3_C_COLLATED: Final = (("jobs", "id", "VARCHAR(32)"), ("jobs", "lease_owner", "VARCHAR"),
+                         ("runners", "id", "VARCHAR(64)"))
+
+
+def _v3_to_v4(conn: Any) -> None:
+    """One name for one thing: the runner that holds a job's lease is its `runner_id`,
+    as in `events` and `runners`."""
+    conn.execute("ALTER TABLE jobs RENAME COLUMN lease_owner TO runner_id")
+    conn.execute("ALTER TABLE runners RENAME COLUMN id TO runner_id")
+
+
+STEPS: Final[dict[int, Step]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def tables(conn: Any) -> set[str]:

@@ -141,28 +141,31 @@ class Store(LeaseMixin, AdminMixin, MoneyMixin):
             fresh.extend(i for i in batch if i not in used)
         return fresh
 
-    def transition(self, job_id: str, to: JobStatus, *, owner: str | None = None,
+    def transition(self, job_id: str, to: JobStatus, *, runner_id: str | None = None,
                    error: JobError | None = None, event: str | None = None,
                    message: str | None = None, now: float | None = None,
-                   attempt: int | None = None, **fields: Any) -> Job:
+                   attempt: int | None = None, release: bool = False, **fields: Any) -> Job:
         """Move a job to `to` (a legal move only) and log it, in one transaction.
 
-        With `owner`, the job must still be leased to that runner, else LeaseLost.
+        With `runner_id`, the job must still be leased to that runner, else LeaseLost.
+        With `release`, whoever holds the job's lease loses it (a cancel).
         """
+        if release:
+            fields.update(lease_expires_at=None, lease_runner=None)
         now = time.time() if now is None else now
         try:
-            return self._transition(job_id, to, owner=owner, error=error, event=event,
+            return self._transition(job_id, to, runner_id=runner_id, error=error, event=event,
                                     message=message, now=now, attempt=attempt, **fields)
         except Exception as exc:
             if "remote_id" in fields and _is_unique_violation(exc):
                 raise RemoteIdTaken(f"{fields['remote_id']} belongs to another job") from None
             raise
 
-    def _transition(self, job_id: str, to: JobStatus, *, owner: str | None,
+    def _transition(self, job_id: str, to: JobStatus, *, runner_id: str | None,
                     error: JobError | None, event: str | None, message: str | None,
                     now: float, attempt: int | None, **fields: Any) -> Job:
         with self._write() as conn:
-            job = self._locked_job(conn, job_id, owner)
+            job = self._locked_job(conn, job_id, runner_id)
             check_transition(job.id, job.status, to)
             if error is not None:
                 fields.update(error_code=error.code, error_message=error.message,
@@ -173,17 +176,17 @@ class Store(LeaseMixin, AdminMixin, MoneyMixin):
                          to_status=to.value, attempt=attempt,
                          message=message or (error.message if error else None),
                          http_status=error.http_status if error else None,
-                         request_id=error.request_id if error else None, runner_id=owner)
+                         request_id=error.request_id if error else None, runner_id=runner_id)
         return self.get(job_id) or job
 
-    def update(self, job_id: str, *, owner: str | None = None, now: float | None = None,
+    def update(self, job_id: str, *, runner_id: str | None = None, now: float | None = None,
                **fields: Any) -> None:
         """Change non-status fields (progress, remote status...) of a job."""
         if "status" in fields:
             raise ValueError("a job's status changes only through transition()")
         now = time.time() if now is None else now
         with self._write() as conn:
-            self._locked_job(conn, job_id, owner)
+            self._locked_job(conn, job_id, runner_id)
             self._set(conn, job_id, now, **fields)
 
     def log(self, job_id: str, kind: str, *, now: float | None = None, **fields: Any) -> None:
@@ -192,15 +195,17 @@ class Store(LeaseMixin, AdminMixin, MoneyMixin):
         with self._write() as conn:
             insert_event(conn, job_id, kind, now, **fields)
 
-    def _locked_job(self, conn: DB, job_id: str, owner: str | None) -> Job:
+    def _locked_job(self, conn: DB, job_id: str, runner_id: str | None) -> Job:
         job = fetch_job(conn, job_id, lock=True)  # PostgreSQL: no claim slips in before commit
         if job is None:
             raise JobNotFound(f"no such job: {job_id}")
-        if owner is not None and job.lease_owner != owner:
+        if runner_id is not None and job.runner_id != runner_id:
             raise LeaseLost(f"job {job_id} is no longer leased to this runner")
         return job
 
     def _set(self, conn: DB, job_id: str, now: float, **fields: Any) -> None:
+        if "lease_runner" in fields:  # the column, not the acting runner (see transition)
+            fields["runner_id"] = fields.pop("lease_runner")
         unknown = set(fields) - _UPDATABLE - {"status"}
         if unknown:
             raise ValueError(f"not job columns: {sorted(unknown)}")

@@ -22,10 +22,10 @@ def _bytewise(length: int | None = None) -> Any:
     return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
-# (table, column, type) of the columns above: schema step 2 -> 3 collates them on
-# PostgreSQL. Keep in step with the fields that use _bytewise().
-C_COLLATED: Final = (("jobs", "id", "VARCHAR(32)"), ("jobs", "lease_owner", "VARCHAR"),
-                     ("runners", "id", "VARCHAR(64)"))
+# (table, column, type) of the columns above that use _bytewise() (byte-wise on
+# PostgreSQL). Keep in step with those fields.
+C_COLLATED: Final = (("jobs", "id", "VARCHAR(32)"), ("jobs", "runner_id", "VARCHAR"),
+                     ("runners", "runner_id", "VARCHAR(64)"))
 
 
 class JobRow(SQLModel, table=True):
@@ -33,7 +33,7 @@ class JobRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_jobs_created", "created_at"),
         Index("ix_jobs_status_created", "status", "created_at"),
-        Index("ix_jobs_lease", "lease_owner"),
+        Index("ix_jobs_lease", "runner_id"),
         Index("ux_jobs_remote_id", "remote_id", unique=True),
         Index("ix_jobs_label_created", "label", "created_at"),
         Index("ix_jobs_remix_of", "remix_of"),  # schema 3: `status` finds remixes/retries
@@ -67,7 +67,7 @@ class JobRow(SQLModel, table=True):
     poll_count: int = 0
     download_attempts: int = 0
     create_started_at: float | None = None
-    lease_owner: str | None = Field(default=None, sa_type=_bytewise())
+    runner_id: str | None = Field(default=None, sa_type=_bytewise())
     lease_expires_at: float | None = None
     # schema 2
     label: str | None = None
@@ -100,7 +100,7 @@ class EventRow(SQLModel, table=True):
 class RunnerRow(SQLModel, table=True):
     __tablename__ = "runners"
 
-    id: str = Field(primary_key=True, sa_type=_bytewise(64))
+    runner_id: str = Field(primary_key=True, sa_type=_bytewise(64))
     host: str
     pid: int
     started_at: float

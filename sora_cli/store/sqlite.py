@@ -29,7 +29,7 @@ JOB_COLUMNS: Final = (
     "progress", "created_at", "updated_at", "submitted_at", "completed_at", "expires_at",
     "error_code", "error_message", "error_http_status", "error_request_id", "output_path",
     "bytes", "sha256", "create_attempts", "poll_count", "download_attempts",
-    "create_started_at", "lease_owner", "lease_expires_at",
+    "create_started_at", "runner_id", "lease_expires_at",
     # schema 2
     "label", "image", "remix_of", "retry_of", "thumbnail_path",
     # schema 3

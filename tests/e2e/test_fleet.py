@@ -128,7 +128,7 @@ class LeaseWatch(threading.Thread):
         with psycopg.connect(self.url, autocommit=True, application_name="sora-test") as conn:
             while not self.done.wait(0.05):
                 [(held,)] = conn.execute(
-                    "SELECT count(*) FROM jobs WHERE lease_owner IS NOT NULL AND "
+                    "SELECT count(*) FROM jobs WHERE runner_id IS NOT NULL AND "
                     "lease_expires_at >= %s AND status IN "
                     "('queued', 'submitting', 'running', 'downloading')",
                     (time.time(),)).fetchall()
@@ -161,7 +161,7 @@ def test_three_runners_one_killed_300_jobs(tmp_path: Path, fake: FakeProc, store
                 time.sleep(0.5)
         victim = fleet.runner_id(1)
         wait_for(lambda: completed(store_url) >= JOBS // 3, 90, "a third of the jobs done")
-        held_by_victim = sql(store_url, "SELECT count(*) FROM jobs WHERE lease_owner = %s "
+        held_by_victim = sql(store_url, "SELECT count(*) FROM jobs WHERE runner_id = %s "
                              "AND status <> 'completed'", (victim,))[0][0]
         fleet.procs[1].send_signal(signal.SIGKILL)
         killed_at = time.time()
