@@ -16,7 +16,8 @@ def main(path: str) -> int:
     os.umask(0o077)
     from sora_cli.config import load_settings
     from sora_cli.domain.jobs import VideoRequest
-    from sora_cli.services.context import Context, submit
+    from sora_cli.services.context import Context
+    from sora_cli.services.submit import submit
 
     settings = load_settings()
     prompts = [line for line in Path(path).read_text().splitlines() if line.strip()]

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import clirun
 import pgtest
 import pytest
 
@@ -19,6 +20,13 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     monkeypatch.setenv("SORA_HOME", str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def cli() -> clirun.Cli:
+    """The in-process CLI of this test, recording runner starts (see clirun.py)."""
+    clirun.CURRENT[0] = clirun.Cli()
+    return clirun.CURRENT[0]
 
 
 # --- PostgreSQL (see pgtest.py): a fresh database per session, a fresh schema per test ---

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from clirun import sora
+from typer.testing import Result
 
-from sora_cli.cli.main import app
 from sora_cli.domain.jobs import Job, JobError, JobStatus, VideoRequest
 from sora_cli.store.repository import Store
 
@@ -26,14 +26,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SORA_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
-    monkeypatch.setattr("sora_cli.services.context.ensure_runner", lambda *a: True)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "home").mkdir(mode=0o700)
     return tmp_path / "home"
 
 
-def sora(*args: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), input=input, catch_exceptions=False)
 
 
 def one_error(r: Result, code: int) -> str:

@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from typer.testing import CliRunner, Result
+from clirun import sora
+from typer.testing import Result
 
-from sora_cli.cli.main import app
 from sora_cli.config import Settings, load_settings
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.errors import InvalidInput
@@ -39,13 +39,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: FakeServer) ->
     monkeypatch.setenv("SORA_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-    monkeypatch.setattr("sora_cli.services.context.ensure_runner", lambda *a: True)
     monkeypatch.chdir(tmp_path)
     return tmp_path / "home"
 
 
-def sora(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
 def one_error(r: Result, code: int) -> str:

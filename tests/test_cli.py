@@ -1,6 +1,6 @@
 """Every command through CliRunner: exit codes, stdout/stderr discipline, --json shapes.
 
-No network and no real runner: `ensure_runner` is replaced by a recorder, and job
+No network and no real runner: runner starts are recorded (tests/clirun.py), and job
 progress is written straight into the store.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from clirun import Cli, sora
+from typer.testing import Result
 
-from sora_cli.cli.main import app
 from sora_cli.domain.jobs import JobError, JobStatus, VideoRequest
 from sora_cli.runner.spawn import hold_runner_lock
 from sora_cli.store.repository import Store
@@ -38,21 +38,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def kicks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+def kicks(cli: Cli) -> list[Path]:
     """Runner starts, recorded instead of spawned."""
-    calls: list[Path] = []
-
-    def record(home: Path, lock_path: Path, log_path: Path) -> bool:
-        calls.append(home)
-        return True
-
-    monkeypatch.setattr("sora_cli.services.context.ensure_runner", record)
-    monkeypatch.setattr("sora_cli.cli.manage.ensure_runner", record)
-    return calls
+    return cli.kicks
 
 
-def sora(*args: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), input=input, catch_exceptions=False)
 
 
 def one_error(r: Result, code: int) -> str:
@@ -399,7 +389,7 @@ def test_runner_start_starts_one(home: Path, kicks: list[Path]) -> None:
 
 
 @pytest.mark.parametrize("shell, marker", [("bash", "complete -o"), ("zsh", "#compdef sora"),
-                                           ("fish", "complete --command sora")])
+                                           ("fish", "--command sora")])
 def test_completions(shell: str, marker: str) -> None:
     r = sora("completions", shell)
     assert r.exit_code == 0 and marker in r.stdout and "_SORA_COMPLETE" in r.stdout

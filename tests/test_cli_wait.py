@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from clirun import Cli, sora
+from typer.testing import Result
 
-from sora_cli.cli.main import app
 from sora_cli.domain.jobs import Job, JobError, JobStatus, VideoRequest
-from sora_cli.services import context as services
+from sora_cli.services import waiting as services
+from sora_cli.services.context import Context
 from sora_cli.store.repository import Store
 
 KEY = "sk-test-0123456789abcdef"
@@ -46,15 +47,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def kicks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    calls: list[Path] = []
-
-    def record(home: Path, lock_path: Path, log_path: Path) -> bool:
-        calls.append(home)
-        return True
-
-    monkeypatch.setattr("sora_cli.services.context.ensure_runner", record)
-    return calls
+def kicks(cli: Cli) -> list[Path]:
+    """Runner starts, recorded instead of spawned."""
+    return cli.kicks
 
 
 class Seen:
@@ -80,7 +75,7 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
     spy = Seen()
     real = services.watch
 
-    def watch(ctx: services.Context, ids: list[str], *, timeout: float | None) -> Iterator[
+    def watch(ctx: Context, ids: list[str], *, timeout: float | None) -> Iterator[
             list[Job]]:
         for snapshot in real(ctx, ids, timeout=timeout):
             spy.add(snapshot)
@@ -90,8 +85,6 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
     return spy
 
 
-def sora(*args: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), input=input, catch_exceptions=False)
 
 
 @contextmanager

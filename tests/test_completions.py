@@ -29,7 +29,7 @@ def test_completion_answers_commands_and_options(tmp_path: Path) -> None:
     env = {**os.environ, "SORA_HOME": str(tmp_path), "_SORA_COMPLETE": "complete_bash",
            "COMP_CWORD": "2", "COMP_WORDS": "sora submit --si"}
     r = subprocess.run([sora], env=env, capture_output=True, text=True, timeout=30)
-    assert r.stdout.split() == ["--size"]
+    assert r.stdout.split() == ["plain,--size"]  # click's bash protocol: TYPE,VALUE lines
     env.update(COMP_CWORD="1", COMP_WORDS="sora wa")
     r = subprocess.run([sora], env=env, capture_output=True, text=True, timeout=30)
-    assert r.stdout.split() == ["wait", "watch"]
+    assert r.stdout.split() == ["plain,wait", "plain,watch"]

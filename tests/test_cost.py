@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from clirun import Cli, sora
+from typer.testing import Result
 
-from sora_cli.cli.main import app
 from sora_cli.domain.jobs import JobError, JobStatus, VideoRequest
 from sora_cli.domain.money import (
     PriceCount,
@@ -43,15 +43,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def kicks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    calls: list[Path] = []
-
-    def record(home: Path, lock_path: Path, log_path: Path) -> bool:
-        calls.append(home)
-        return True
-
-    monkeypatch.setattr("sora_cli.services.context.ensure_runner", record)
-    return calls
+def kicks(cli: Cli) -> list[Path]:
+    """Runner starts, recorded instead of spawned."""
+    return cli.kicks
 
 
 @pytest.fixture
@@ -66,8 +60,6 @@ def tz(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     time.tzset()
 
 
-def sora(*args: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), input=input, catch_exceptions=False)
 
 
 def one_error(r: Result, code: int) -> str:

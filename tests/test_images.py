@@ -180,7 +180,6 @@ def test_fit_needs_a_file(tmp_path: Path) -> None:
 def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SORA_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
-    monkeypatch.setattr("sora_cli.services.context.ensure_runner", lambda *a: True)
     return tmp_path / "home"
 
 

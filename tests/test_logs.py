@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from clirun import sora
 
-from sora_cli.cli.main import app
 from sora_cli.config import Settings
 from sora_cli.domain.jobs import JobStatus, VideoRequest
 from sora_cli.fake.server import FakeOptions, FakeServer, Fault
@@ -25,12 +24,9 @@ EVENT_KEYS = {"job_id", "at", "kind", "from_status", "to_status", "attempt", "ht
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SORA_HOME", str(tmp_path))
-    monkeypatch.setattr("sora_cli.services.context.ensure_runner", lambda *a: True)
     return tmp_path
 
 
-def sora(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
 def worked_job(home: Path) -> str:

@@ -21,7 +21,8 @@ from sora_cli.domain.jobs import JobStatus, VideoRequest
 from sora_cli.errors import StoreError
 from sora_cli.store import migrations, schema
 from sora_cli.store.pg import PgDB
-from sora_cli.store.repository import EVENT_COLUMNS, JOB_COLUMNS, Store
+from sora_cli.store.repository import Store
+from sora_cli.store.rows import EVENT_COLUMNS, JOB_COLUMNS
 
 pytestmark = pytest.mark.postgres
 S = JobStatus

@@ -181,11 +181,11 @@ def test_fleet_lists_live_runners_and_their_leases(location: str | Path) -> None
                       now=10.0)  # silent since: dead
         s.claim("h1:x:1:aa", 2, 60, now=1000.0)
         fleet = s.fleet(stale_after=10, now=1005.0)
-        assert [(r["runner_id"], r["host"], r["pid"], r["leases"], r["jobs_in_flight"])
+        assert [(r.runner_id, r.host, r.pid, r.leases, r.jobs_in_flight)
                 for r in fleet] == [("h1:x:1:aa", "h1", 1, 2, 2), ("h2:y:2:bb", "h2", 2, 0, 0)]
-        assert fleet[0]["heartbeat_at"] == 1000.0
+        assert fleet[0].heartbeat_at == 1000.0
         s.prune_runners(before=500.0)
-        assert {r["runner_id"] for r in s.runners()} == {"h1:x:1:aa", "h2:y:2:bb"}
+        assert {r.runner_id for r in s.runners()} == {"h1:x:1:aa", "h2:y:2:bb"}
         assert {a, b} == {j.id for j in s.list_jobs() if j.runner_id == "h1:x:1:aa"}
 
 
@@ -234,7 +234,7 @@ def test_id_prefixes_under_an_icu_collation(monkeypatch: pytest.MonkeyPatch,
             s.runner_beat("h:aa:1:x", host="h", pid=1, started_at=1, jobs_in_flight=0)
             s.runner_beat("h:ab:2:y", host="h", pid=2, started_at=1, jobs_in_flight=0)
             s.release_host("h:aa:", keep="none")
-            assert [r["runner_id"] for r in s.runners()] == ["h:ab:2:y"]
+            assert [r.runner_id for r in s.runners()] == ["h:ab:2:y"]
 
 
 def explain(conn: PgDB, sql: str, params: Any) -> list[str]:
@@ -458,7 +458,8 @@ def test_download_on_another_machine(tmp_path: Path, pg_url: str) -> None:
 
     from sora_cli.errors import SoraError
     from sora_cli.fake.server import FakeOptions, FakeServer
-    from sora_cli.services.context import Context, export
+    from sora_cli.services.context import Context
+    from sora_cli.services.export import export
 
     share = tmp_path / "share"
     for machine in "abc":

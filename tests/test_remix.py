@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from clirun import sora
+from typer.testing import Result
 
-from sora_cli.cli.main import app
 from sora_cli.config import Settings
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.fake.server import FakeOptions, FakeServer, Fault
@@ -31,12 +31,9 @@ PATH = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOW
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SORA_HOME", str(tmp_path))
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setattr("sora_cli.services.context.ensure_runner", lambda *a: True)
     return tmp_path
 
 
-def sora(*args: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), input=input, catch_exceptions=False)
 
 
 def one_error(r: Result, code: int) -> str:

@@ -9,21 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from sora_cli.config import load_settings
+from sora_cli.config import Settings, load_settings
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.errors import AuthError, InvalidInput, JobNotFound, SoraError
-from sora_cli.services import context as services
-from sora_cli.services.context import (
-    Context,
-    cancel,
-    export,
-    output_targets,
-    read_refs,
-    refuse_existing,
-    resolve_all,
-    submit,
-    watch,
-)
+from sora_cli.services.context import Context, Hooks
+from sora_cli.services.export import export, output_targets, refuse_existing
+from sora_cli.services.jobs import cancel, read_refs, resolve_all
+from sora_cli.services.submit import submit
+from sora_cli.services.waiting import watch
 
 KEY = "sk-test-0123456789abcdef"
 
@@ -38,21 +31,18 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture(autouse=True)
-def kicks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    calls: list[Path] = []
-
-    def record(home: Path, lock_path: Path, log_path: Path) -> bool:
-        calls.append(home)
-        return True
-
-    monkeypatch.setattr(services, "ensure_runner", record)
-    return calls
+@pytest.fixture
+def kicks() -> list[Path]:
+    return []
 
 
 @pytest.fixture
-def ctx() -> Iterator[Context]:
-    c = Context(load_settings())
+def ctx(kicks: list[Path]) -> Iterator[Context]:
+    def record(settings: Settings) -> bool:
+        kicks.append(settings.home)
+        return True
+
+    c = Context(load_settings(), hooks=Hooks(start_runner=record))
     yield c
     c.close()
 
@@ -214,7 +204,7 @@ def test_watch_ends_when_all_are_final(ctx: Context, kicks: list[Path]) -> None:
 def test_export_refuses_a_dangling_symlink_without_force(tmp_path: Path) -> None:
     """A symlink at the output path is never written through, even when it dangles."""
     from sora_cli.errors import InvalidInput
-    from sora_cli.services.context import refuse_existing
+    from sora_cli.services.export import refuse_existing
 
     link = tmp_path / "out.mp4"
     link.symlink_to(tmp_path / "elsewhere" / "target.mp4")

@@ -24,7 +24,8 @@ from sora_cli.errors import (
     LeaseLost,
     StoreError,
 )
-from sora_cli.store import sqlite as store_sql
+from sora_cli.store import rows as store_sql
+from sora_cli.store.leases import RunnerRecord
 from sora_cli.store.repository import Store
 
 S = JobStatus
@@ -388,7 +389,7 @@ def test_release_host(store: Store) -> None:
     store.release_host("h:", keep="h:3:cc")
     assert [(j.runner_id if (j := store.get(i)) else "gone") for i in ids] == [
         None, None, "h:3:cc", "h2:4:dd"]
-    assert sorted(r["runner_id"] for r in store.runners()) == ["h2:4:dd", "h:3:cc"]
+    assert sorted(r.runner_id for r in store.runners()) == ["h2:4:dd", "h:3:cc"]
 
 
 # --- listing ---------------------------------------------------------------------------------
@@ -433,13 +434,13 @@ def test_runner_heartbeat_rows(store: Store) -> None:
     store.runner_beat("h:2:bb", host="h", pid=2, started_at=20.0, jobs_in_flight=1, now=21.0)
     store.runner_beat("h:1:aa", host="h", pid=1, started_at=10.0, jobs_in_flight=3, now=30.0)
     assert store.runners() == [
-        {"runner_id": "h:2:bb", "host": "h", "pid": 2, "started_at": 20.0, "heartbeat_at": 21.0,
-         "jobs_in_flight": 1},
-        {"runner_id": "h:1:aa", "host": "h", "pid": 1, "started_at": 10.0, "heartbeat_at": 30.0,
-         "jobs_in_flight": 3},
+        RunnerRecord("h:2:bb", host="h", pid=2, started_at=20.0, heartbeat_at=21.0,
+                     jobs_in_flight=1),
+        RunnerRecord("h:1:aa", host="h", pid=1, started_at=10.0, heartbeat_at=30.0,
+                     jobs_in_flight=3),
     ]
     store.runner_gone("h:2:bb")
-    assert [r["runner_id"] for r in store.runners()] == ["h:1:aa"]
+    assert [r.runner_id for r in store.runners()] == ["h:1:aa"]
 
 
 # --- files that are not a job store -----------------------------------------------------------

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from clirun import Cli, sora
 
 from sora_cli.cli import watch as watch_mod
-from sora_cli.cli.main import app
 from sora_cli.domain.jobs import Job, JobError, JobStatus, VideoRequest
-from sora_cli.services import context as services
+from sora_cli.services import waiting as services
+from sora_cli.services.context import Context
 from sora_cli.store.repository import Store
 
 KEY = "sk-test-0123456789abcdef"
@@ -40,15 +40,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def kicks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    calls: list[Path] = []
-
-    def record(home: Path, lock_path: Path, log_path: Path) -> bool:
-        calls.append(home)
-        return True
-
-    monkeypatch.setattr("sora_cli.services.context.ensure_runner", record)
-    return calls
+def kicks(cli: Cli) -> list[Path]:
+    """Runner starts, recorded instead of spawned."""
+    return cli.kicks
 
 
 class Spy:
@@ -74,7 +68,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     seen = Spy()
     real = services.watch_active
 
-    def watch_active(ctx: services.Context, **kw: Any) -> Iterator[tuple[list[Job],
+    def watch_active(ctx: Context, **kw: Any) -> Iterator[tuple[list[Job],
                                                                          list[Job]]]:
         for changed, active in real(ctx, **kw, interval=0.02):
             seen.add(changed, active)
@@ -84,8 +78,6 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     return seen
 
 
-def sora(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
 @contextmanager

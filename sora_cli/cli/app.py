@@ -7,24 +7,17 @@ traceback only with -v), Ctrl-C becomes 130.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+import click
 import typer
-from typer._click import exceptions as click_exc  # typer vendors click
 from typer.core import TyperGroup
 
 from sora_cli import __version__
 from sora_cli.domain.text import clean
 from sora_cli.errors import ExitCode, SoraError
-
-try:
-    from sora_cli.cli._params import install as install_plain_params
-except (ImportError, AttributeError):  # a Typer whose internals differ: keep its own path
-    def install_plain_params() -> None:
-        pass
 
 _verbose: list[bool] = [False]
 
@@ -51,10 +44,6 @@ class SoraGroup(TyperGroup):
              complete_var: str | None = None, standalone_mode: bool = True,
              windows_expand_args: bool = True, **extra: Any) -> Any:
         _verbose[0] = False  # a previous in-process call (tests) must not leak -v
-        if "_SORA_COMPLETE" in os.environ:  # a shell asks for completions
-            from typer._completion_classes import completion_init
-
-            completion_init()
         try:
             rv = super().main(args, prog_name or "sora", complete_var, standalone_mode=False,
                               windows_expand_args=windows_expand_args, **extra)
@@ -64,13 +53,13 @@ class SoraGroup(TyperGroup):
 
                 traceback.print_exc()
             _fail(str(exc), exc.exit_code)
-        except click_exc.NoArgsIsHelpError as exc:  # `sora` or `sora runner` alone: the help
+        except click.exceptions.NoArgsIsHelpError as exc:  # `sora` or `sora runner` alone: the help
             sys.stderr.write(exc.format_message() + "\n")
             sys.exit(ExitCode.USAGE)
-        except click_exc.UsageError as exc:
+        except click.exceptions.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
             _fail(exc.format_message() + hint, ExitCode.USAGE)
-        except click_exc.ClickException as exc:
+        except click.exceptions.ClickException as exc:
             _fail(exc.format_message(), exc.exit_code)
         except (KeyboardInterrupt, _Interrupted, typer.Abort):
             _fail("interrupted; jobs keep running in the background", ExitCode.INTERRUPTED)
@@ -86,8 +75,6 @@ class SoraGroup(TyperGroup):
             _fail(f"{exc.strerror or exc}{where}", ExitCode.FAILED)
         sys.exit(rv if isinstance(rv, int) else 0)
 
-
-install_plain_params()  # option values converted without importing pydantic
 
 app = typer.Typer(
     name="sora",

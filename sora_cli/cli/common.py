@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterable
 
+import click
 import typer
 
 from sora_cli.cli.render import job_dict, json_line
@@ -13,7 +14,15 @@ from sora_cli.config import Settings, default_home, insecure_base_url, load_sett
 from sora_cli.domain.jobs import Job
 from sora_cli.domain.text import clean
 from sora_cli.errors import InvalidInput, StoreError
-from sora_cli.services.context import Context
+from sora_cli.services.context import Context, Hooks
+
+
+def hooks_for(tctx: click.Context | None) -> Hooks:
+    """The hooks of this invocation: a `Hooks` passed as the Click context object
+    (`CliRunner().invoke(app, args, obj=Hooks(...))` in tests), else the real ones."""
+    cctx = tctx if tctx is not None else click.get_current_context(silent=True)
+    found = cctx.find_object(Hooks) if cctx is not None else None
+    return found if found is not None else Hooks()
 
 
 def open_context(tctx: typer.Context | None = None) -> Context:
@@ -23,7 +32,7 @@ def open_context(tctx: typer.Context | None = None) -> Context:
     except InvalidInput:
         _check_home()  # a data dir that cannot exist is an unusable store (1), not bad input
         raise
-    ctx = Context(settings, warnings)
+    ctx = Context(settings, warnings, hooks=hooks_for(tctx))
     for w in warnings:
         note(w)
     if tctx is not None:

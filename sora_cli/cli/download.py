@@ -11,7 +11,7 @@ from sora_cli.cli.common import open_context, out, warn_if_insecure
 from sora_cli.cli.wait import shown
 from sora_cli.domain.jobs import JobStatus
 from sora_cli.errors import SoraError
-from sora_cli.services.context import export, output_targets
+from sora_cli.services.export import export, output_targets
 
 
 @app.command("download")

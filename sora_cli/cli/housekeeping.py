@@ -20,7 +20,8 @@ from sora_cli.cli.common import (
 from sora_cli.cli.render import table, use_colour
 from sora_cli.domain.jobs import Job
 from sora_cli.errors import ExitCode, InvalidInput
-from sora_cli.services.context import Context, read_refs, resolve_all
+from sora_cli.services.context import Context
+from sora_cli.services.jobs import read_refs, resolve_all
 
 YES_OPT = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
 

@@ -12,7 +12,7 @@ from sora_cli.cli.render import detail, table, use_colour
 from sora_cli.domain.jobs import JobStatus
 from sora_cli.domain.text import clean
 from sora_cli.errors import InvalidInput
-from sora_cli.services.context import cancel, read_refs, resolve_all
+from sora_cli.services.jobs import cancel, read_refs, resolve_all
 
 IDS_ARG = typer.Argument(..., help="Job ids, unique prefixes (4+ chars), remote video_ ids, "
                          "or @last; - reads ids from stdin.", show_default=False)

@@ -11,7 +11,7 @@ from sora_cli.cli.app import app
 from sora_cli.cli.common import open_context, out
 from sora_cli.cli.render import json_line
 from sora_cli.domain.text import clean
-from sora_cli.store.repository import Event
+from sora_cli.store.rows import Event
 
 
 def event_dict(event: Event) -> dict[str, Any]:

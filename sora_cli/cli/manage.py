@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from typing import Any
 
 import typer
@@ -12,8 +9,9 @@ import typer
 from sora_cli.cli.app import app
 from sora_cli.cli.common import JSON_OPT, note, open_context, out
 from sora_cli.cli.render import iso
-from sora_cli.errors import InvalidInput, SoraError
-from sora_cli.runner.spawn import ensure_runner, runner_alive, runner_info
+from sora_cli.errors import InvalidInput
+from sora_cli.services import runner_control
+from sora_cli.services.runner_control import RunnerStatus
 
 runner_app = typer.Typer(help="The background runner that sends, polls and downloads jobs.",
                          no_args_is_help=True)
@@ -22,34 +20,17 @@ app.add_typer(runner_app, name="runner")
 app.add_typer(config_app, name="config")
 
 SHELLS = ("bash", "zsh", "fish")
-LIVE_WITHIN = 10.0  # seconds: a runner beats every 2 s (or lease/3); silent longer, it is gone
 
 
-def runner_state(ctx: Any) -> dict[str, Any]:
-    info = runner_info(ctx.settings.lock_path)
-    state: dict[str, Any] = {"running": info is not None, "pid": None, "jobs_in_flight": 0,
-                             "started_at": None, "runner_id": None, "heartbeat_at": None}
-    state["fleet"] = fleet_state(ctx, None if info is None else info.get("runner_id"))
-    if info is None:
-        return state
-    state.update(pid=info.get("pid"), runner_id=info.get("runner_id"),
-                 started_at=iso(info.get("started_at")))
-    for row in ctx.store.runners():
-        if row["runner_id"] == info.get("runner_id"):
-            state.update(jobs_in_flight=row["jobs_in_flight"],
-                         heartbeat_at=iso(row["heartbeat_at"]))
-    return state
-
-
-def fleet_state(ctx: Any, local_id: str | None) -> list[dict[str, Any]]:
-    """Every live runner of the store (all machines sharing it), this one marked."""
-    s = ctx.settings
-    if not s.database_url and not s.db_path.exists():
-        return []  # no store yet: nothing runs, and nothing is created just to say so
-    return [{"runner_id": r["runner_id"], "host": r["host"], "pid": r["pid"], "leases": r["leases"],
-             "jobs_in_flight": r["jobs_in_flight"], "heartbeat_at": iso(r["heartbeat_at"]),
-             "started_at": iso(r["started_at"]), "local": r["runner_id"] == local_id}
-            for r in ctx.store.fleet(stale_after=LIVE_WITHIN)]
+def status_dict(st: RunnerStatus) -> dict[str, Any]:
+    """`runner status --json`: stable field names, times as ISO 8601."""
+    return {"running": st.running, "pid": st.pid, "jobs_in_flight": st.jobs_in_flight,
+            "started_at": iso(st.started_at), "runner_id": st.runner_id,
+            "heartbeat_at": iso(st.heartbeat_at),
+            "fleet": [{"runner_id": m.runner_id, "host": m.host, "pid": m.pid,
+                       "leases": m.leases, "jobs_in_flight": m.jobs_in_flight,
+                       "heartbeat_at": iso(m.heartbeat_at), "started_at": iso(m.started_at),
+                       "local": m.local} for m in st.fleet]}
 
 
 @runner_app.command("status")
@@ -61,23 +42,22 @@ def runner_status(tctx: typer.Context, as_json: bool = JSON_OPT) -> None:
     sora runner status --json | jq '.fleet[] | {host, pid, leases}'
     """
     ctx = open_context(tctx)
-    state = runner_state(ctx)
+    st = runner_control.runner_status(ctx)
     if as_json:
         import json  # not at the top: `sora --help` never needs it
 
-        out(json.dumps(state))
+        out(json.dumps(status_dict(st)))
         return
-    if state["running"]:
-        out(f"running: pid {state['pid']}, {state['jobs_in_flight']} job(s) in flight, "
-            f"since {state['started_at']}")
+    if st.running:
+        out(f"running: pid {st.pid}, {st.jobs_in_flight} job(s) in flight, "
+            f"since {iso(st.started_at)}")
     else:
         out("not running")
-    fleet = state["fleet"]
-    if ctx.settings.database_url or any(not r["local"] for r in fleet):
-        out(f"fleet: {len(fleet)} live runner(s)")
-        for r in fleet:
-            out(f"  {r['host']}  pid {r['pid']}  {r['leases']} lease(s)  heartbeat "
-                f"{r['heartbeat_at']}  {r['runner_id']}{'  (local)' if r['local'] else ''}")
+    if ctx.settings.database_url or any(not m.local for m in st.fleet):
+        out(f"fleet: {len(st.fleet)} live runner(s)")
+        for m in st.fleet:
+            out(f"  {m.host}  pid {m.pid}  {m.leases} lease(s)  heartbeat "
+                f"{iso(m.heartbeat_at)}  {m.runner_id}{'  (local)' if m.local else ''}")
 
 
 @runner_app.command("start")
@@ -87,9 +67,8 @@ def runner_start(tctx: typer.Context) -> None:
     \b
     sora runner start && sora runner status
     """
-    s = open_context(tctx).settings
-    note("runner started" if ensure_runner(s.home, s.lock_path, s.log_path)
-         else "a runner is already running")
+    started = runner_control.start(open_context(tctx))
+    note("runner started" if started else "a runner is already running")
 
 
 @runner_app.command("stop")
@@ -104,22 +83,8 @@ def runner_stop(
     \b
     sora runner stop --timeout 10
     """
-    ctx = open_context(tctx)
-    info = runner_info(ctx.settings.lock_path)
-    if info is None or not isinstance(info.get("pid"), int):
-        note("no runner is running")
-        return
-    try:
-        os.kill(info["pid"], signal.SIGTERM)
-    except ProcessLookupError:
-        note("no runner is running")
-        return
-    deadline = time.monotonic() + timeout
-    while runner_alive(ctx.settings.lock_path):
-        if time.monotonic() > deadline:
-            raise SoraError(f"the runner (pid {info['pid']}) did not stop within {timeout:g} s")
-        time.sleep(0.05)
-    note(f"runner stopped (pid {info['pid']})")
+    pid = runner_control.stop(open_context(tctx), timeout=timeout)
+    note("no runner is running" if pid is None else f"runner stopped (pid {pid})")
 
 
 @runner_app.command("serve", hidden=True)
@@ -150,15 +115,13 @@ def config_show(tctx: typer.Context, as_json: bool = JSON_OPT) -> None:
 
 
 def completion_script(shell: str) -> str:
-    from typer._click.shell_completion import get_completion_class
-    from typer._completion_classes import completion_init
+    from click.shell_completion import get_completion_class
     from typer.main import get_command
 
-    completion_init()
     cls = get_completion_class(shell)
     if cls is None or shell not in SHELLS:
         raise InvalidInput(f"unknown shell {shell!r}: use one of {', '.join(SHELLS)}")
-    return cls(get_command(app), {}, "sora", "_SORA_COMPLETE").source()
+    return str(cls(get_command(app), {}, "sora", "_SORA_COMPLETE").source())
 
 
 @app.command("completions")

@@ -29,7 +29,9 @@ from sora_cli.domain.batch import BatchLine, check_request, parse_batch
 from sora_cli.domain.jobs import VideoRequest, estimated_cost, parse_seconds
 from sora_cli.domain.text import clean
 from sora_cli.errors import InvalidInput
-from sora_cli.services.context import Context, output_path, preview, refuse_existing, submit
+from sora_cli.services.context import Context
+from sora_cli.services.export import output_path, refuse_existing
+from sora_cli.services.submit import preview, submit
 
 
 @app.command("submit")

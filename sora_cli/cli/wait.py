@@ -14,15 +14,10 @@ from sora_cli.cli.common import JSON_OPT, QUIET_OPT, note, open_context, out
 from sora_cli.cli.render import failure_line, job_dict, json_line
 from sora_cli.domain.jobs import Job, JobStatus
 from sora_cli.errors import ExitCode, InvalidInput, JobNotFound, SoraError
-from sora_cli.services.context import (
-    Context,
-    export,
-    output_targets,
-    read_refs,
-    refuse_existing,
-    resolve_all,
-    watch,
-)
+from sora_cli.services.context import Context
+from sora_cli.services.export import export, output_targets, refuse_existing
+from sora_cli.services.jobs import read_refs, resolve_all
+from sora_cli.services.waiting import watch
 
 
 class _Progress:

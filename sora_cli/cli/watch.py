@@ -21,7 +21,8 @@ from sora_cli.cli.render import failure_line, job_dict, json_line, use_colour
 from sora_cli.domain.jobs import Job
 from sora_cli.domain.text import clean
 from sora_cli.errors import ExitCode, InvalidInput
-from sora_cli.services.context import Context, watch_active
+from sora_cli.services.context import Context
+from sora_cli.services.waiting import watch_active
 
 
 @app.command("watch")

@@ -67,8 +67,8 @@ def serve(settings: Settings) -> int:
 
 async def _main(settings: Settings, runner_id: str, host: str, started: float) -> None:
     from sora_cli.providers.client import VideosClient
+    from sora_cli.providers.settings import api_settings
     from sora_cli.runner.loop import Runner
-    from sora_cli.services.fetch import api_settings
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -14,9 +14,12 @@ from typing import Final
 from sora_cli.domain.durations import parse_duration
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.errors import InvalidInput, SoraError
-from sora_cli.services.context import Context, _copy_into_place, output_path, resolve_all, submit
+from sora_cli.services.context import Context
+from sora_cli.services.export import copy_into_place, output_path
 from sora_cli.services.images import is_url
-from sora_cli.store.repository import Event
+from sora_cli.services.jobs import resolve_all
+from sora_cli.services.submit import submit
+from sora_cli.store.rows import Event
 
 VARIANTS: Final = {"video": "mp4", "thumbnail": "webp", "spritesheet": "jpg"}
 FINAL: Final = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED)
@@ -170,14 +173,14 @@ def export_variant(ctx: Context, job: Job, dest: Path, variant: str, *, force: b
         raise InvalidInput(f"{dest} exists; use --force to overwrite it")
     kept = Path(job.thumbnail_path) if variant == "thumbnail" and job.thumbnail_path else None
     if kept is not None and kept.is_file():
-        _copy_into_place(kept, dest, force=force)
+        copy_into_place(kept, dest, force=force)
         return dest
     if not remote_completed(job):
         raise SoraError(f"job {job.id} has no {variant} to download (status {job.status})")
     if expired(job):
         raise SoraError(f"job {job.id}: the video expired on the server; its {variant} "
                         "was not saved")
-    from sora_cli.services.fetch import fetch_video
+    from sora_cli.services.export import fetch_video
 
     assert job.remote_id is not None
     fetch_video(ctx.settings, job.remote_id, dest, variant=variant)

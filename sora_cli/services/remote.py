@@ -27,7 +27,7 @@ _VIDEO_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 def _client(ctx: Context) -> VideosClient:
     from sora_cli.providers.client import VideosClient
-    from sora_cli.services.fetch import api_settings
+    from sora_cli.providers.settings import api_settings
 
     return VideosClient(api_settings(ctx.settings))
 

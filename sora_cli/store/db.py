@@ -20,10 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any, Final, Protocol
-
-from sora_cli.errors import StoreError
 
 URL_SCHEMES: Final = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
@@ -53,26 +50,6 @@ class DB(Protocol):
     def close(self) -> None: ...
 
 
-def is_database_url(location: object) -> bool:
-    return isinstance(location, str) and location.startswith(URL_SCHEMES)
-
-
-def open_db(location: Path | str) -> DB:
-    """Connect to the store at `location` (a SQLite file, or a PostgreSQL URL),
-    creating or upgrading its schema on first use."""
-    if is_database_url(location):
-        assert isinstance(location, str)
-        try:
-            from sora_cli.store.pg import connect_pg
-        except ImportError as exc:
-            if exc.name is None or not exc.name.startswith("psycopg"):
-                raise
-            raise StoreError("a PostgreSQL database URL is configured but psycopg is not "
-                             "installed: pip install 'sora-cli[postgres]'") from None
-        return connect_pg(location)
-    from sora_cli.store.sqlite import connect
-
-    return connect(Path(location))
 
 
 def for_update(conn: DB, *, skip_locked: bool = False) -> str:

@@ -16,7 +16,7 @@ from typing import Final
 
 from sora_cli.domain.jobs import Job, JobStatus
 from sora_cli.store.db import DB
-from sora_cli.store.sqlite import SELECT_JOB, fetch_job, insert_event, row_to_job, write
+from sora_cli.store.rows import SELECT_JOB, fetch_job, insert_event, row_to_job, write
 
 TOMBSTONE: Final = "deleted"
 

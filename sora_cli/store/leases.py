@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from sora_cli.domain.jobs import Job
 from sora_cli.store.db import DB, for_update
-from sora_cli.store.sqlite import ACTIVE_SQL, SELECT_JOB, fetch_job, insert_event, row_to_job
+from sora_cli.store.rows import ACTIVE_SQL, SELECT_JOB, fetch_job, insert_event, row_to_job
 
 _CLEAR_LEASE: Final = "UPDATE jobs SET runner_id = NULL, lease_expires_at = NULL"
 _RUNNER_COLUMNS: Final = ("runner_id", "host", "pid", "started_at", "heartbeat_at",
@@ -28,6 +29,20 @@ _RUNNER_COLUMNS: Final = ("runner_id", "host", "pid", "started_at", "heartbeat_a
 _TOP: Final = "\U0010ffff"
 FLEET_LIMIT_KEY: Final = "fleet_max_in_flight"  # a `meta` row; absent: no fleet limit
 _HELD: Final = f"runner_id IS NOT NULL AND lease_expires_at >= ? AND status IN ({ACTIVE_SQL})"
+
+
+@dataclass(frozen=True)
+class RunnerRecord:
+    """A runner's row in `runners` (its heartbeat), with the live leases it holds when
+    read through `fleet`."""
+
+    runner_id: str
+    host: str
+    pid: int
+    started_at: float
+    heartbeat_at: float
+    jobs_in_flight: int
+    leases: int | None = None
 
 
 class LeaseMixin:
@@ -105,12 +120,12 @@ class LeaseMixin:
         with self._conn.write() as conn:
             conn.execute("DELETE FROM runners WHERE runner_id = ?", (runner_id,))
 
-    def runners(self) -> list[dict[str, Any]]:
+    def runners(self) -> list[RunnerRecord]:
         rows = self._conn.execute(
             f"SELECT {', '.join(_RUNNER_COLUMNS)} FROM runners ORDER BY started_at DESC")
-        return [dict(zip(_RUNNER_COLUMNS, r, strict=True)) for r in rows]
+        return [RunnerRecord(**dict(zip(_RUNNER_COLUMNS, r, strict=True))) for r in rows]
 
-    def fleet(self, *, stale_after: float, now: float | None = None) -> list[dict[str, Any]]:
+    def fleet(self, *, stale_after: float, now: float | None = None) -> list[RunnerRecord]:
         """Every live runner of the store (a heartbeat within `stale_after` seconds),
         with the number of live leases it holds, by host."""
         now = time.time() if now is None else now
@@ -119,7 +134,7 @@ class LeaseMixin:
             f"jobs WHERE runner_id = r.runner_id AND {_HELD}) FROM runners r "
             "WHERE r.heartbeat_at >= ? ORDER BY r.host, r.started_at, r.runner_id",
             (now, now - stale_after))
-        return [{**dict(zip(_RUNNER_COLUMNS, r, strict=False)), "leases": int(r[-1])}
+        return [RunnerRecord(**dict(zip(_RUNNER_COLUMNS, r, strict=False)), leases=int(r[-1]))
                 for r in rows]
 
     def prune_runners(self, before: float) -> None:

@@ -28,13 +28,13 @@ from sora_cli.domain.jobs import (
     new_job_id,
 )
 from sora_cli.errors import InvalidInput, JobNotFound, LeaseLost, RemoteIdTaken
-from sora_cli.store.db import DB, one_at_a_time, open_db
+from sora_cli.store.connect import open_db
+from sora_cli.store.db import DB, one_at_a_time
 from sora_cli.store.housekeeping import AdminMixin
 from sora_cli.store.leases import LeaseMixin
 from sora_cli.store.money import MoneyMixin
-from sora_cli.store.sqlite import (
+from sora_cli.store.rows import (
     ACTIVE_SQL,
-    BUSY_TIMEOUT_MS,
     EVENT_COLUMNS,
     JOB_COLUMNS,
     SELECT_JOB,
@@ -45,7 +45,7 @@ from sora_cli.store.sqlite import (
     write,
 )
 
-__all__ = ["BUSY_TIMEOUT_MS", "EVENT_COLUMNS", "JOB_COLUMNS", "Event", "Store"]
+__all__ = ["Store"]
 
 _UPDATABLE: Final = frozenset(JOB_COLUMNS) - {"id", "status", "created_at"}
 _ID_CHUNK: Final = 400  # ids per collision check (2 x 400 parameters < 999)

@@ -1,0 +1,43 @@
+"""Finding jobs by what the user typed (ids, prefixes, @last, `-`), and cancelling them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sora_cli.domain.jobs import Job, JobStatus
+from sora_cli.services.context import Context
+
+
+def resolve_all(ctx: Context, refs: Sequence[str]) -> list[Job]:
+    """Every ref to a job, failing (exit 3) on the first unknown one; duplicates dropped."""
+    jobs: dict[str, Job] = {}
+    for ref in refs:
+        job = ctx.store.resolve(ref)
+        jobs.setdefault(job.id, job)
+    return list(jobs.values())
+
+
+def read_refs(args: Sequence[str], stdin_text: str | None) -> list[str]:
+    """Ids from the arguments, with `-` replaced by whitespace-separated ids from stdin."""
+    refs: list[str] = []
+    for arg in args:
+        if arg == "-":
+            refs.extend((stdin_text or "").split())
+        else:
+            refs.append(arg)
+    return refs
+
+
+def cancel(ctx: Context, refs: Sequence[str]) -> list[tuple[Job, str]]:
+    """Cancel jobs; a job already sent may still be billed, and the note says so."""
+    out: list[tuple[Job, str]] = []
+    for job in resolve_all(ctx, refs):
+        if job.status.is_final:
+            out.append((job, f"already {job.status}"))
+            continue
+        note = ("never sent" if job.status is JobStatus.QUEUED else
+                "no longer tracked; the remote job may still run and be billed")
+        updated = ctx.store.transition(job.id, JobStatus.CANCELLED, release=True,
+                                       message=note)
+        out.append((updated, note))
+    return out

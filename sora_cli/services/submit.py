@@ -1,0 +1,45 @@
+"""What `submit` means: every request validated, images prepared, the budget checked,
+all recorded in one transaction, and a runner woken."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sora_cli.domain.jobs import Job, VideoRequest, validate_request
+from sora_cli.services.context import Context, require_key
+from sora_cli.services.spending import enforce_budget, spent_today
+from sora_cli.store.repository import Store
+
+
+def submit(ctx: Context, requests: Sequence[VideoRequest], *, force: bool = False,
+           origins: Sequence[str] | None = None) -> list[Job]:
+    """Validate every request, then record them all (one transaction) and wake a runner.
+
+    A submit that would cross the budget (`max_job_cost`, `max_daily_cost`) is refused
+    (exit 2, nothing recorded) unless `force`; the check runs inside the recording
+    transaction, so parallel submits cannot together overshoot. `origins` say where each
+    request came from (a batch's "FILE line N"), for the messages."""
+    for req in requests:
+        validate_request(req)  # bad input (exit 2) is reported before a missing key (exit 4)
+    require_key(ctx.settings)
+    s = ctx.settings
+    check = None
+    if not force and (s.max_job_cost is not None or s.max_daily_cost is not None):
+        def check(store: Store) -> None:
+            enforce_budget(s, requests, spent=spent_today(store), origins=origins)
+    jobs = ctx.store.add_jobs(requests, check=check)
+    ctx.kick_runner()
+    return jobs
+
+
+def preview(ctx: Context, requests: Sequence[VideoRequest], *, force: bool = False,
+            origins: Sequence[str] | None = None) -> None:
+    """What `submit --dry-run` checks (the requests, the budget): records nothing, needs
+    no key, and creates no store."""
+    for req in requests:
+        validate_request(req)
+    s = ctx.settings
+    if force or (s.max_job_cost is None and s.max_daily_cost is None):
+        return
+    spent = spent_today(ctx.store) if s.db_path.exists() else 0.0
+    enforce_budget(s, requests, spent=spent, origins=origins)

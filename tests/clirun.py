@@ -1,0 +1,36 @@
+"""The sora CLI run in-process (typer's CliRunner), with the runner starts recorded
+instead of spawned: a `Hooks` goes in as the Click context object, the way
+`cli.common.hooks_for` looks for it. `conftest.cli` gives each test a fresh one;
+`sora(...)` runs a command with the current test's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner, Result
+
+from sora_cli.cli.main import app
+from sora_cli.config import Settings
+from sora_cli.services.context import Hooks
+
+
+class Cli:
+    def __init__(self) -> None:
+        self.kicks: list[Path] = []  # SORA_HOME of each runner start asked for
+        self.hooks = Hooks(start_runner=self._record)
+
+    def _record(self, settings: Settings) -> bool:
+        self.kicks.append(settings.home)
+        return True
+
+    def __call__(self, *args: str, input: str | None = None) -> Result:
+        return CliRunner().invoke(app, list(args), input=input, obj=self.hooks,
+                                  catch_exceptions=False)
+
+
+CURRENT: list[Cli] = [Cli()]  # set per test by conftest's autouse `cli` fixture
+
+
+def sora(*args: str, input: str | None = None) -> Result:
+    return CURRENT[0](*args, input=input)
