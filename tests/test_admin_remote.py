@@ -95,7 +95,7 @@ def test_delete_remote_deletes_the_video_on_the_server(home: Path, server: FakeS
     r = sora("delete", job.id, "--remote", "--yes")
     assert r.exit_code == 0, r.stderr
     assert r.stdout.strip() == job.id and f"deleted remote video {video_id}" in r.stderr
-    assert server._backend.inspect(video_id)["deleted"] is True
+    assert server.backend.inspect(video_id)["deleted"] is True
     assert stored(home) == {}
 
 

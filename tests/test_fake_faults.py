@@ -117,5 +117,5 @@ def test_content_redirect_to_a_cdn_that_counts_credentials() -> None:
                                                                           100_000)
         body = httpx.get(target, headers={"Range": "bytes=10-"}).content
         assert len(body) == 100_000 - 10
-        counters = cdn._backend.stats()["counters"]
+        counters = cdn.backend.stats()["counters"]
     assert counters == {"cdn_requests": 2, "cdn_with_credentials": 1, "range_requests": 1}

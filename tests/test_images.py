@@ -261,7 +261,7 @@ def test_the_runner_uploads_a_file_and_sends_a_url_as_the_object_form(
     for job in (by_file, by_url):
         done = store.get(job.id)
         assert done is not None and done.status is JobStatus.COMPLETED, done
-        seen[job.id] = server._backend.inspect(str(done.remote_id))["input_reference"]
+        seen[job.id] = server.backend.inspect(str(done.remote_id))["input_reference"]
     assert seen[by_file.id] == {
         "kind": "file", "filename": Path(kept).name, "content_type": "image/jpeg",
         "bytes": src.stat().st_size, "sha256": hashlib.sha256(src.read_bytes()).hexdigest(),

@@ -155,7 +155,7 @@ def test_the_runner_sends_a_remix_of_the_sources_remote_video(home: Path,
     done = store.get(job.id)
     assert done is not None and done.status is JobStatus.COMPLETED, done
     assert ("POST", f"/v1/videos/{src.remote_id}/remix", 200) in server.request_log()
-    assert server._backend.inspect(str(done.remote_id))["remixed_from_video_id"] == src.remote_id
+    assert server.backend.inspect(str(done.remote_id))["remixed_from_video_id"] == src.remote_id
     assert done.output_path is not None and os.path.getsize(done.output_path) == 20_000
 
 
@@ -171,7 +171,7 @@ def test_an_unanswered_remix_is_found_in_the_list_not_sent_again(home: Path,
     assert done is not None and done.status is JobStatus.COMPLETED, done
     assert server.create_count("at night") == 1  # the remix made once, adopted
     assert "reconciled" in [e.kind for e in store.events(job.id)]
-    assert server._backend.inspect(str(done.remote_id))["remixed_from_video_id"] == src.remote_id
+    assert server.backend.inspect(str(done.remote_id))["remixed_from_video_id"] == src.remote_id
 
 
 def test_a_remix_whose_source_is_gone_fails_without_sending(home: Path,

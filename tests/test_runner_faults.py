@@ -75,7 +75,7 @@ def test_unusable_success_to_a_create_is_never_sent_again(tmp_path: Path,
     server.add_faults(Fault("bad_id", route="create", text="video_../../x"))
 
     def hide() -> None:
-        for video in server._backend._order:
+        for video in server.backend._order:
             video.deleted = True
 
     watcher = when(lambda: server.create_count() == 1, hide)
@@ -96,7 +96,7 @@ def test_too_many_new_videos_to_tell_fails_without_resending(tmp_path: Path,
 
     def crowd() -> None:
         for n in range(1001):  # other clients' videos, created since our attempt
-            server._backend.create(CreateRequest(f"someone else {n}", "sora-2", "4",
+            server.backend.create(CreateRequest(f"someone else {n}", "sora-2", "4",
                                                  "720x1280"))
 
     watcher = when(lambda: server.create_count("lost in a crowd") == 1, crowd)
@@ -127,7 +127,7 @@ def test_a_job_unfinished_for_too_long_is_not_polled_forever(
 
 
 def test_a_job_past_its_expiry_is_not_polled(tmp_path: Path, server: FakeServer) -> None:
-    remote = server._backend.create(CreateRequest("old news", "sora-2", "4", "720x1280"))
+    remote = server.backend.create(CreateRequest("old news", "sora-2", "4", "720x1280"))
     store = Store.open(tmp_path / "sora.db")
     (job,) = store.add_jobs([VideoRequest("old news")])
     store.transition(job.id, JobStatus.SUBMITTING, create_started_at=time.time() - 90000)

@@ -12,12 +12,17 @@ import json
 import random
 import threading
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 from sora_cli.fake.errors import ApiFailure
 
-if TYPE_CHECKING:
-    from sora_cli.fake.options import FakeOptions
+
+class PlanOptions(Protocol):
+    """The options a FaultPlan reads (FakeOptions has them)."""
+
+    seed: int | None
+    error_rate: float
+    fault_mix: dict[str, float] | None
 
 ROUTES: Final = frozenset({"create", "retrieve", "list", "content", "delete", "remix", "*"})
 ACTIONS: Final = frozenset(
@@ -79,7 +84,7 @@ class FaultPlan:
     """The faults still to inject, and the seeded draws of random ones. It shares its
     owner's lock, so that a snapshot of the owner's state sees them consistently."""
 
-    def __init__(self, options: FakeOptions, lock: threading.Lock) -> None:
+    def __init__(self, options: PlanOptions, lock: threading.Lock) -> None:
         self.options = options
         self._lock = lock
         self._faults: list[Fault] = []  # pending, with the times left

@@ -6,19 +6,17 @@ from __future__ import annotations
 import socket
 import traceback
 from http.server import ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from sora_cli.fake.body import BodyError, parse_body
 from sora_cli.fake.content import CONTENT_TYPES
 from sora_cli.fake.errors import ApiFailure, fault_failure
 from sora_cli.fake.faults import DEFAULT_STALL_MS, HUGE_DEFAULT, Dropped, Fault, faults_from_json
+from sora_cli.fake.host import Host
 from sora_cli.fake.routes import resolve
 from sora_cli.fake.validate import validate_create
 from sora_cli.fake.wire import VERBOSE, WireHandler
-
-if TYPE_CHECKING:
-    from sora_cli.fake.server import FakeServer
 
 
 class Handler(WireHandler):
@@ -32,7 +30,7 @@ class Handler(WireHandler):
         url = urlsplit(self.path)
         self._logged = not url.path.startswith("/_fake/")
         self._sent = 0
-        with fake._activity():
+        with fake.activity():
             try:
                 body = self._read_body()
                 if not self._logged:
@@ -65,7 +63,7 @@ class Handler(WireHandler):
             raise ApiFailure(401, "Incorrect API key provided.", code="invalid_api_key")
 
     def _api(self, path: str, query: dict[str, str], body: bytes) -> None:
-        backend = self.server.fake._backend
+        backend = self.server.fake.backend
         if path != "/v1" and not path.startswith("/v1/"):
             raise ApiFailure(404, f"Invalid URL ({self.command} {path})")
         self._authorize()
@@ -86,7 +84,7 @@ class Handler(WireHandler):
         if fault is not None and fault.action == "drop":
             raise Dropped
         if fault is not None and fault.action == "slow" and route != "content":
-            self.server.fake._done.wait((fault.delay_ms or 0) / 1000)
+            self.server.fake.pause((fault.delay_ms or 0) / 1000)
         if fault is not None and fault.action == "huge":
             self._huge(fault.size or HUGE_DEFAULT)
             return
@@ -111,25 +109,25 @@ class Handler(WireHandler):
         fake = self.server.fake
         request = None if remix_of is not None else validate_create(fields)
         if fault is not None and fault.action == "stall_then_create":
-            fake._done.wait((fault.delay_ms or DEFAULT_STALL_MS) / 1000)
+            fake.pause((fault.delay_ms or DEFAULT_STALL_MS) / 1000)
         if request is None:
-            video = fake._backend.remix(str(remix_of), fields)
+            video = fake.backend.remix(str(remix_of), fields)
         else:
-            video = fake._backend.create(request)
+            video = fake.backend.create(request)
         if fault is not None and fault.action == "create_then_error":
             raise fault_failure(fault.status, fault.retry_after_ms)
         if fault is not None and fault.action == "create_then_drop":
             raise Dropped
         if fault is not None and fault.action == "create_then_stall":
-            fake._done.wait((fault.retry_after_ms or fault.delay_ms or DEFAULT_STALL_MS) / 1000)
-        view = fake._backend.view(video)
+            fake.pause((fault.retry_after_ms or fault.delay_ms or DEFAULT_STALL_MS) / 1000)
+        view = fake.backend.view(video)
         if fault is not None and fault.action == "bad_id":
             view["id"] = fault.text or "video_../../escape"
         self._send_json(200, view)
 
     def _content(self, video_id: str, variant: str, fault: Fault | None) -> None:
         options = self.server.fake.options
-        size, kind = self.server.fake._backend.content_info(video_id, variant)
+        size, kind = self.server.fake.backend.content_info(video_id, variant)
         if options.content_redirect:
             where = f"{options.content_redirect.rstrip('/')}/_fake/cdn/{video_id}"
             self._send_json(302, {}, {"Location": f"{where}?variant={variant}&bytes={size}"})
@@ -138,7 +136,7 @@ class Handler(WireHandler):
 
     def _cdn(self, path: str, query: dict[str, str]) -> None:
         """Another origin's copy of the bytes: no auth needed; credentials are counted."""
-        backend = self.server.fake._backend
+        backend = self.server.fake.backend
         backend.count("cdn_requests")
         if self.headers.get("Authorization") or self.headers.get("api-key"):
             backend.count("cdn_with_credentials")
@@ -156,9 +154,9 @@ class Handler(WireHandler):
             fake.add_faults(*faults)
             self._send_json(200, {"scheduled": len(faults)})
         elif self.command == "GET" and path == "/_fake/stats":
-            self._send_json(200, fake._backend.stats())
+            self._send_json(200, fake.backend.stats())
         elif self.command == "GET" and path.startswith("/_fake/videos/"):
-            self._send_json(200, fake._backend.inspect(path.removeprefix("/_fake/videos/")))
+            self._send_json(200, fake.backend.inspect(path.removeprefix("/_fake/videos/")))
         elif self.command == "GET" and path.startswith("/_fake/cdn/"):
             self._cdn(path, query)
         elif self.command == "GET" and path.startswith("/_fake/sha256/"):
@@ -175,7 +173,7 @@ class HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default backlog of 5 stalls bursts of concurrent clients
 
-    def __init__(self, address: tuple[str, int], fake: FakeServer) -> None:
+    def __init__(self, address: tuple[str, int], fake: Host) -> None:
         self.fake = fake
         super().__init__(address, Handler)
 

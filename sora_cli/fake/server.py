@@ -99,7 +99,7 @@ class FakeServer:
         self, options: FakeOptions | None = None, host: str = "127.0.0.1", port: int = 0
     ) -> None:
         self.options = options if options is not None else FakeOptions()
-        self._backend = Backend(self.options)
+        self.backend = Backend(self.options)
         self._host = host
         self._done = threading.Event()
         self._lock = threading.Lock()
@@ -174,10 +174,10 @@ class FakeServer:
 
     # -- test helpers
     def create_count(self, prompt: str | None = None) -> int:
-        return self._backend.create_count(prompt)
+        return self.backend.create_count(prompt)
 
     def add_faults(self, *faults: Fault) -> None:
-        self._backend.add_faults(faults)
+        self.backend.add_faults(faults)
 
     def expected_sha256(self, video_id: str, variant: str = "video") -> str:
         key = (video_id, variant, content_size(variant, self.options.video_bytes))
@@ -190,11 +190,15 @@ class FakeServer:
         return known
 
     def request_log(self) -> list[tuple[str, str, int]]:
-        return self._backend.request_log()
+        return self.backend.request_log()
 
     # -- idle tracking
+    def pause(self, seconds: float) -> bool:
+        """Wait up to `seconds`; True at once when the server is stopping."""
+        return self._done.wait(seconds)
+
     @contextmanager
-    def _activity(self) -> Iterator[None]:
+    def activity(self) -> Iterator[None]:
         with self._lock:
             self._active += 1
         try:

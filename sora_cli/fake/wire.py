@@ -11,15 +11,13 @@ import socket
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Final
+from typing import Final
 from urllib.parse import urlsplit
 
 from sora_cli.fake.content import iter_content
 from sora_cli.fake.errors import ApiFailure
 from sora_cli.fake.faults import Dropped, Fault
-
-if TYPE_CHECKING:
-    from sora_cli.fake.http import HttpServer
+from sora_cli.fake.host import HostServer
 
 MAX_BODY: Final = 64 * 1024 * 1024
 VERBOSE: Final = os.environ.get("SORA_FAKE_VERBOSE", "") not in ("", "0")
@@ -43,7 +41,7 @@ class WireHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "sora-fake/1.0"
     timeout = 60
-    server: HttpServer
+    server: HostServer  # type: ignore[assignment]  # the HttpServer that runs us
     _logged: bool  # an API request, not a /_fake control one
     _sent: int  # the status sent, 0 before the answer starts
 
@@ -90,7 +88,7 @@ class WireHandler(BaseHTTPRequestHandler):
                      fault: Fault | None) -> None:
         options = self.server.fake.options
         if self.headers.get("Range"):
-            self.server.fake._backend.count("range_requests")
+            self.server.fake.backend.count("range_requests")
         start, end, status = 0, size, 200
         headers = {"Content-Type": kind}
         if options.range_support:
@@ -106,7 +104,7 @@ class WireHandler(BaseHTTPRequestHandler):
         self._start(status, headers)
         for chunk in iter_content(video_id, variant, size, start, stop):
             self.wfile.write(chunk)
-            if pause and self.server.fake._done.wait(pause):
+            if pause and self.server.fake.pause(pause):
                 raise Dropped
         if stop < end:
             raise Dropped
@@ -114,7 +112,7 @@ class WireHandler(BaseHTTPRequestHandler):
     def _record(self, status: int) -> None:
         # before the client can see the answer, so that tests may check the log at once
         if self._logged:
-            self.server.fake._backend.record(self.command, urlsplit(self.path).path, status)
+            self.server.fake.backend.record(self.command, urlsplit(self.path).path, status)
 
     def _start(self, status: int, headers: dict[str, str]) -> None:
         self._record(status)
