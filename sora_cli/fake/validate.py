@@ -34,9 +34,9 @@ class CreateRequest:
 def _describe_file(part: FilePart, size: str) -> dict[str, object]:
     """A received image file part, checked against the requested size as the real
     service does. Bytes that are no JPEG/PNG/WebP at all are let through (lenient)."""
-    from sora_cli.services.images import image_info
+    from sora_cli.fake.pictures import picture
 
-    info = image_info(part.data)
+    info = picture(part.data)
     if info is not None and info.size != size:
         raise _invalid("input_reference",
                        "Inpaint image must match the requested width and height")

@@ -52,12 +52,6 @@ __all__ = [
 ]
 
 POOL_SIZE: Final = 8  # connections per httpx client (see VideosClient.__init__)
-# httpcore reads a socket 64 KiB at a time; a video streams ~30% faster with bigger
-# reads (asyncio hands over up to 256 KiB at once). Small answers are unaffected.
-with contextlib.suppress(ImportError):  # a knob of httpcore's, not its public API
-    from httpcore._async.http11 import AsyncHTTP11Connection as _Http11
-
-    _Http11.READ_NUM_BYTES = max(getattr(_Http11, "READ_NUM_BYTES", 0), 256 * 1024)
 MAX_JSON_BYTES: Final = 10 * 1024 * 1024
 CONNECT_TIMEOUT: Final = 10.0
 ImageFile = tuple[str, bytes, str]  # file name, bytes, content type

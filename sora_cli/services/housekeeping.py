@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Final
 
 from sora_cli.domain.durations import parse_duration
+from sora_cli.domain.images import is_url
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.errors import InvalidInput, SoraError
 from sora_cli.services.context import Context
 from sora_cli.services.export import copy_into_place, output_path
-from sora_cli.services.images import is_url
 from sora_cli.services.jobs import resolve_all
 from sora_cli.services.submit import submit
 from sora_cli.store.rows import Event
