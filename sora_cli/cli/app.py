@@ -34,7 +34,7 @@ class _Interrupted(Exception):
 
 
 class SoraGroup(TyperGroup):
-    def invoke(self, ctx: Any) -> Any:
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:

@@ -12,7 +12,7 @@ from sora_cli.cli.render import iso, json_line
 from sora_cli.domain.money import GROUPINGS, CostLine, money, parse_since
 from sora_cli.domain.text import clean
 from sora_cli.errors import InvalidInput
-from sora_cli.services.spending import CostReport, cost
+from sora_cli.services.spending import CostReport, spending
 
 
 @app.command("cost")
@@ -36,7 +36,7 @@ def cost_cmd(
     grouping = by.strip().lower() if by is not None else None
     if grouping is not None and grouping not in GROUPINGS:
         raise InvalidInput(f"--by must be one of {', '.join(GROUPINGS)} (got {by!r})")
-    report = cost(open_context(tctx).store, since=seconds, by=grouping)
+    report = spending(open_context(tctx), since=seconds, by=grouping)
     if as_json:
         out(json_line(report_dict(report)))
         return

@@ -12,6 +12,7 @@ from sora_cli.cli.wait import shown
 from sora_cli.domain.jobs import JobStatus
 from sora_cli.errors import SoraError
 from sora_cli.services.export import export, output_targets
+from sora_cli.services.jobs import resolve
 
 
 @app.command("download")
@@ -35,7 +36,7 @@ def download_cmd(
     variant = check_variant(variant)
     ctx = open_context(tctx)
     warn_if_insecure(ctx.settings)
-    job = ctx.store.resolve(job_id)
+    job = resolve(ctx, job_id)
     ctx.kick_runner()
     if job.status is not JobStatus.COMPLETED and job.remote_status != "completed":
         raise SoraError(f"job {job.id} is {job.status}: nothing to download yet")

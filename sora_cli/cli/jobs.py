@@ -12,7 +12,7 @@ from sora_cli.cli.render import detail, table, use_colour
 from sora_cli.domain.jobs import JobStatus
 from sora_cli.domain.text import clean
 from sora_cli.errors import InvalidInput
-from sora_cli.services.jobs import cancel, read_refs, resolve_all
+from sora_cli.services.jobs import cancel, links, list_jobs, read_refs, resolve_all
 
 IDS_ARG = typer.Argument(..., help="Job ids, unique prefixes (4+ chars), remote video_ ids, "
                          "or @last; - reads ids from stdin.", show_default=False)
@@ -39,7 +39,7 @@ def status_cmd(tctx: typer.Context, ids: list[str] = IDS_ARG, as_json: bool = JS
     ctx.kick_runner()
     if not print_jobs(jobs, as_json=as_json, quiet=quiet):
         colour = use_colour(sys.stdout)
-        out("\n\n".join(detail(j, colour=colour, links=ctx.store.derived(j.id)) for j in jobs))
+        out("\n\n".join(detail(j, colour=colour, links=links(ctx, j.id)) for j in jobs))
 
 
 def _statuses(values: list[str] | None) -> list[JobStatus]:
@@ -71,8 +71,8 @@ def list_cmd(
     sora list -q --status completed | xargs -n1 sora download
     """
     ctx = open_context(tctx)
-    jobs = ctx.store.list_jobs(statuses=_statuses(status), limit=None if all_ else limit,
-                               label=label)
+    jobs = list_jobs(ctx, statuses=_statuses(status), limit=None if all_ else limit,
+                     label=label)
     ctx.kick_runner()
     if not print_jobs(jobs, as_json=as_json, quiet=quiet):
         if jobs:

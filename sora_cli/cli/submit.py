@@ -31,7 +31,7 @@ from sora_cli.domain.text import clean
 from sora_cli.errors import InvalidInput
 from sora_cli.services.context import Context
 from sora_cli.services.export import output_path, refuse_existing
-from sora_cli.services.submit import preview, submit
+from sora_cli.services.submit import preview, submit, with_images
 
 
 @app.command("submit")
@@ -105,7 +105,7 @@ def submit_cmd(
     if download and output is not None:
         path, is_dir = output_path(output, Path.cwd(), count=len(items))
         refuse_existing([] if is_dir else [path], force=force)  # before anything is recorded
-    requests = _with_images(items, fit=fit, home=s.home, source=source)
+    requests = with_images(items, fit=fit, home=s.home, source=source)
     jobs = submit(ctx, requests, force=force, origins=origins)
     waiting = wait or download
     if download:
@@ -135,32 +135,6 @@ def _read(file: str) -> str:
         raise InvalidInput(f"--file {file} is not UTF-8 text") from None
 
 
-def _with_images(items: Sequence[BatchLine], *, fit: bool, home: Path,
-                 source: str | None) -> list[VideoRequest]:
-    """The requests with each image checked (and fitted with --fit) and kept under `home`."""
-    if not any(i.request.image is not None for i in items):
-        if fit:
-            raise InvalidInput("--fit goes with --image")
-        return [i.request for i in items]
-    from sora_cli.services.images import prepare_image  # only jobs with an image pay for it
-
-    kept: dict[tuple[str, str], str] = {}  # the same image for many lines: checked once
-    requests: list[VideoRequest] = []
-    for item in items:
-        req = item.request
-        if req.image is not None:
-            key = (req.image, req.size)
-            try:
-                if key not in kept:
-                    kept[key] = prepare_image(req.image, size=req.size, fit=fit, home=home)
-            except InvalidInput as exc:
-                where = f"{source} line {item.line}: " if source is not None else ""
-                raise InvalidInput(f"{where}{exc}") from None
-            req = replace(req, image=kept[key])
-        requests.append(req)
-    return requests
-
-
 def _dry_run(ctx: Context, items: Sequence[BatchLine], *, fit: bool, force: bool,
              origins: Sequence[str] | None, source: str | None, as_json: bool,
              quiet: bool) -> None:
@@ -168,7 +142,7 @@ def _dry_run(ctx: Context, items: Sequence[BatchLine], *, fit: bool, force: bool
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="sora-dry-run-") as scratch:
-        _with_images(items, fit=fit, home=Path(scratch), source=source)
+        with_images(items, fit=fit, home=Path(scratch), source=source)
     requests = [i.request for i in items]  # images shown as the user wrote them
     preview(ctx, requests, force=force, origins=origins)
     if quiet:

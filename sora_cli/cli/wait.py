@@ -13,11 +13,11 @@ from sora_cli.cli.app import app
 from sora_cli.cli.common import JSON_OPT, QUIET_OPT, note, open_context, out
 from sora_cli.cli.render import failure_line, job_dict, json_line
 from sora_cli.domain.jobs import Job, JobStatus
-from sora_cli.errors import ExitCode, InvalidInput, JobNotFound, SoraError
+from sora_cli.errors import ExitCode, InvalidInput, SoraError
 from sora_cli.services.context import Context
 from sora_cli.services.export import export, output_targets, refuse_existing
-from sora_cli.services.jobs import read_refs, resolve_all
-from sora_cli.services.waiting import watch
+from sora_cli.services.jobs import read_refs
+from sora_cli.services.waiting import wait_targets, watch
 
 
 class _Progress:
@@ -159,16 +159,7 @@ def wait_cmd(
     refs = read_refs(ids or [], stdin_text)
     if not (refs or all_ or label is not None):
         raise InvalidInput("name the jobs to wait for (ids, -, --label or --all)")
-    jobs = resolve_all(ctx, refs)
-    if label is not None:
-        labelled = ctx.store.list_jobs(label=label, limit=None)
-        if not labelled:
-            raise JobNotFound(f"no jobs with label {label!r}")
-        jobs.extend(reversed(labelled))  # oldest first: the order they were submitted in
-    if all_:
-        active = sorted(s for s in JobStatus if s.is_active)
-        jobs.extend(reversed(ctx.store.list_jobs(statuses=active, limit=None)))
-    jobs = list({j.id: j for j in jobs}.values())  # each job once, first mention wins
+    jobs = wait_targets(ctx, refs, label=label, all_active=all_)
     code = run_wait(ctx, jobs, timeout=timeout, fail_fast=fail_fast, download=download,
                     out_path=output, as_json=as_json, quiet=quiet, force=force)
     raise typer.Exit(code)

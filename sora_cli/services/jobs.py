@@ -41,3 +41,19 @@ def cancel(ctx: Context, refs: Sequence[str]) -> list[tuple[Job, str]]:
                                        message=note)
         out.append((updated, note))
     return out
+
+
+def resolve(ctx: Context, ref: str) -> Job:
+    """One job by id, unique prefix, remote id or @last (exit 3 when none or ambiguous)."""
+    return ctx.store.resolve(ref)
+
+
+def list_jobs(ctx: Context, *, statuses: Sequence[JobStatus] = (), limit: int | None = 20,
+              label: str | None = None) -> list[Job]:
+    """Jobs newest first, optionally only in `statuses` or with `label`."""
+    return ctx.store.list_jobs(statuses=list(statuses), limit=limit, label=label)
+
+
+def links(ctx: Context, job_id: str) -> dict[str, list[str]]:
+    """The jobs made from this one (its remixes and retries), for `status`."""
+    return ctx.store.derived(job_id)

@@ -22,6 +22,7 @@ from sora_cli.domain.money import (
     total_cost,
 )
 from sora_cli.errors import InvalidInput
+from sora_cli.services.context import Context
 from sora_cli.store.repository import Store
 
 
@@ -60,3 +61,8 @@ class CostReport:
     by: str | None
     total: CostLine
     groups: list[CostLine]
+
+
+def spending(ctx: Context, *, since: float | None, by: str | None) -> CostReport:
+    """`sora cost`: the cost report of this context's store, as of its clock."""
+    return cost(ctx.store, since=since, by=by, now=ctx.hooks.clock())

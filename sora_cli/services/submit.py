@@ -4,8 +4,12 @@ all recorded in one transaction, and a runner woken."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
+from sora_cli.domain.batch import BatchLine
 from sora_cli.domain.jobs import Job, VideoRequest, validate_request
+from sora_cli.errors import InvalidInput
 from sora_cli.services.context import Context, require_key
 from sora_cli.services.spending import enforce_budget, spent_today
 from sora_cli.store.repository import Store
@@ -43,3 +47,29 @@ def preview(ctx: Context, requests: Sequence[VideoRequest], *, force: bool = Fal
         return
     spent = spent_today(ctx.store) if s.db_path.exists() else 0.0
     enforce_budget(s, requests, spent=spent, origins=origins)
+
+
+def with_images(items: Sequence[BatchLine], *, fit: bool, home: Path,
+                 source: str | None) -> list[VideoRequest]:
+    """The requests with each image checked (and fitted with --fit) and kept under `home`."""
+    if not any(i.request.image is not None for i in items):
+        if fit:
+            raise InvalidInput("--fit goes with --image")
+        return [i.request for i in items]
+    from sora_cli.services.images import prepare_image  # only jobs with an image pay for it
+
+    kept: dict[tuple[str, str], str] = {}  # the same image for many lines: checked once
+    requests: list[VideoRequest] = []
+    for item in items:
+        req = item.request
+        if req.image is not None:
+            key = (req.image, req.size)
+            try:
+                if key not in kept:
+                    kept[key] = prepare_image(req.image, size=req.size, fit=fit, home=home)
+            except InvalidInput as exc:
+                where = f"{source} line {item.line}: " if source is not None else ""
+                raise InvalidInput(f"{where}{exc}") from None
+            req = replace(req, image=kept[key])
+        requests.append(req)
+    return requests

@@ -9,7 +9,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from sora_cli.domain.jobs import Job, JobStatus
+from sora_cli.errors import JobNotFound
 from sora_cli.services.context import Context
+from sora_cli.services.jobs import resolve_all
 
 
 @dataclass(frozen=True)
@@ -79,3 +81,20 @@ def watch_active(ctx: Context, *, label: str | None, timeout: float | None,
             next_check = now + runner_check
             ctx.kick_runner()
         ctx.hooks.sleep(interval if deadline is None else max(0.0, min(interval, deadline - now)))
+
+
+def wait_targets(ctx: Context, refs: Sequence[str], *, label: str | None,
+                 all_active: bool) -> list[Job]:
+    """The jobs `wait` waits for: the named ones, those with `label` and (`all_active`)
+    every unfinished one; each once, in the order first named (labelled and active
+    jobs oldest first, the order they were submitted in)."""
+    jobs = resolve_all(ctx, refs)
+    if label is not None:
+        labelled = ctx.store.list_jobs(label=label, limit=None)
+        if not labelled:
+            raise JobNotFound(f"no jobs with label {label!r}")
+        jobs.extend(reversed(labelled))
+    if all_active:
+        active = sorted(s for s in JobStatus if s.is_active)
+        jobs.extend(reversed(ctx.store.list_jobs(statuses=active, limit=None)))
+    return list({j.id: j for j in jobs}.values())
