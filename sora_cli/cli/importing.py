@@ -1,4 +1,4 @@
-"""`sora import`: adopt remote videos made elsewhere, so the runner saves them in time."""
+"""`sora import`: import remote videos made elsewhere, so the runner saves them in time."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def import_cmd(
     as_json: bool = JSON_OPT,
     quiet: bool = QUIET_OPT,
 ) -> None:
-    """Adopt remote videos created elsewhere (another tool, a lost store) as jobs: the
+    """Import remote videos created elsewhere (another tool, a lost store) as jobs: the
     runner waits for them and saves them before they expire. Prints the new job ids;
     videos already in the store are skipped with a note.
 

@@ -1,7 +1,7 @@
 """What remix, retry, delete, prune, logs and variant downloads mean (no printing here).
 
 Every check runs before anything changes: a refused command (exit 2) records and
-deletes nothing. The network parts (remote deletes, import) are in adopt.py.
+deletes nothing. The network parts (remote deletes, import) are in remote.py.
 """
 
 from __future__ import annotations

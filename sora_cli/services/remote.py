@@ -90,10 +90,10 @@ def check_video_ids(ids: Sequence[str]) -> list[str]:
 
 
 def import_videos(ctx: Context, ids: Sequence[str], *, remote_list: bool) -> Imported:
-    """Adopt remote videos as `running` jobs for the runner to wait on and download.
+    """Import remote videos as `running` jobs for the runner to wait on and download.
 
     Named ids are all fetched first: an unknown one (exit 3) records nothing. With
-    `remote_list`, every listed video that is not failed or expired is adopted.
+    `remote_list`, every listed video that is not failed or expired is imported.
     """
     if remote_list == bool(ids):
         raise InvalidInput("give remote video ids or --remote-list (one of them)")

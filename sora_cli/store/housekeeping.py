@@ -117,7 +117,7 @@ class AdminMixin:
                      v.remote_id, v.remote_status, v.progress, at, at, v.submitted_at,
                      v.expires_at, v.remix_of))
                 insert_event(conn, job_id, "imported", at, to_status=JobStatus.RUNNING.value,
-                             message=f"adopted remote video {v.remote_id} ({v.remote_status})")
+                             message=f"imported remote video {v.remote_id} ({v.remote_status})")
                 out.append(fetch_job(conn, job_id))
         return out
 
