@@ -5,7 +5,26 @@ and `FakeOptions`; `python -m sora_cli.fake.server` runs it as a process. It imp
 nothing of the product but `sora_cli.domain` and `sora_cli.errors`.
 """
 
-from sora_cli.fake.options import FakeOptions
-from sora_cli.fake.server import FakeServer
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sora_cli.fake.options import FakeOptions
+    from sora_cli.fake.server import FakeServer
 
 __all__ = ["FakeOptions", "FakeServer"]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use, so that `python -m sora_cli.fake.server` does not find its
+    # own module already imported by the package.
+    if name == "FakeServer":
+        from sora_cli.fake.server import FakeServer
+
+        return FakeServer
+    if name == "FakeOptions":
+        from sora_cli.fake.options import FakeOptions
+
+        return FakeOptions
+    raise AttributeError(name)

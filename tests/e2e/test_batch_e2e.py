@@ -17,7 +17,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def quick(tmp_path: Path) -> Iterator[tuple[Sora, FakeProc]]:
-    fake = start_fake("--job-seconds", "0.5", "--poll-after-ms", "100")
+    # Long enough that `watch`, started after `submit` returns, still finds them running.
+    fake = start_fake("--job-seconds", "4", "--poll-after-ms", "100")
     work = tmp_path / "work"
     work.mkdir()
     s = Sora(tmp_path / "home", make_env(tmp_path / "home", fake.base_url,
