@@ -28,6 +28,7 @@ from sora_cli.domain.jobs import (
     new_job_id,
 )
 from sora_cli.errors import AmbiguousJobRef, InvalidInput, JobNotFound, LeaseLost, RemoteIdTaken
+from sora_cli.store.browse import BrowseMixin
 from sora_cli.store.connect import open_db
 from sora_cli.store.db import DB, one_at_a_time
 from sora_cli.store.housekeeping import AdminMixin
@@ -58,7 +59,7 @@ def _is_unique_violation(exc: BaseException) -> bool:
 
 
 
-class Store(LeaseMixin, AdminMixin, MoneyMixin):
+class Store(LeaseMixin, AdminMixin, MoneyMixin, BrowseMixin):
     def __init__(self, conn: DB, path: Path | str) -> None:
         self._conn = conn
         self.path = path
