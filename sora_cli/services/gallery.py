@@ -18,7 +18,7 @@ from typing import Final
 from sora_cli.domain.jobs import ACTIVE_STATUSES, Job, JobStatus
 from sora_cli.errors import InvalidInput
 from sora_cli.services.context import Context
-from sora_cli.services.export import _readable_copy
+from sora_cli.services.export import readable_copy
 from sora_cli.services.housekeeping import retry, retry_targets
 from sora_cli.services.jobs import cancel
 from sora_cli.services.spending import cost, spent_today
@@ -94,7 +94,7 @@ def saved_file(ctx: Context, job: Job, variant: str) -> Path | None:
     if variant not in MEDIA:
         raise InvalidInput(f"variant must be one of {', '.join(MEDIA)} (got {variant!r})")
     if variant == "video":
-        return _readable_copy(ctx.settings, job)
+        return readable_copy(ctx.settings, job)
     if job.thumbnail_path and Path(job.thumbnail_path).is_file():
         return Path(job.thumbnail_path)
     return None
