@@ -33,11 +33,18 @@ class BrowseMixin:
         page after that job. `provider` matches the model reference's `PROVIDER:` prefix
         (none means the default provider); `search` is a case-insensitive substring of
         the prompt."""
+        wanted = list(dict.fromkeys(JobStatus(s) for s in statuses))
+        if len(wanted) > 1:  # one indexed walk per status, merged (IN would sort them all)
+            pages = [self.browse(statuses=[s], label=label, provider=provider, search=search,
+                                 before=before, limit=limit) for s in wanted]
+            jobs = sorted((j for page in pages for j in page), reverse=True,
+                          key=lambda j: (j.created_at, j.id))
+            return jobs[:limit]
         conds: list[str] = []
         params: list[Any] = []
-        if statuses:
-            conds.append(f"status IN ({', '.join('?' * len(statuses))})")
-            params += [JobStatus(s).value for s in statuses]
+        if wanted:
+            conds.append("status = ?")
+            params.append(wanted[0].value)
         if label is not None:
             conds.append("label = ?")
             params.append(label)

@@ -142,3 +142,47 @@ def test_the_change_feed_sees_every_change_once(tmp_path: Path) -> None:
         assert changes.jobs == [] and changes.gone == [old.id] and changes.active == 0
     finally:
         ctx.close()
+
+
+def test_the_servers_reads_go_through_indexes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    """Every SELECT that browsing, the spend and the change feed run on a 2,000-job store:
+    no full scan (a walk of an index that stops at a LIMIT is fine)."""
+    import sqlite3
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "bench"))
+    import store_size
+
+    from sora_cli.services.gallery import browse, find_job, spend
+
+    ids, _ = store_size.build(tmp_path, 2000)
+    statements: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args: object, **kwargs: object) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)  # type: ignore[arg-type]
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    ctx = Context(settings(tmp_path))
+    try:
+        feed = ChangeFeed(ctx)
+        feed.poll()
+        feed.poll()
+        find_job(ctx, ids[1000])
+        for kw in ({}, {"statuses": ["completed", "failed"]}, {"label": "x"},
+                   {"provider": "openai"}, {"before": ids[1500]},
+                   {"statuses": ["completed"], "before": ids[1500]}):
+            browse(ctx, limit=24, **kw)  # type: ignore[arg-type]
+        spend(ctx)
+    finally:
+        ctx.close()
+    selects = [s for s in dict.fromkeys(statements) if s.lstrip().upper().startswith("SELECT")
+               and "sqlite_master" not in s and "meta" not in s]
+    assert len(selects) >= 10
+    check = connect(tmp_path / "sora.db")
+    plans = [(sql, "; ".join(r[-1] for r in check.execute(f"EXPLAIN QUERY PLAN {sql}")))
+             for sql in selects]
+    check.close()
+    assert store_size.full_scans(plans) == []
