@@ -40,6 +40,7 @@ from sora_cli.serve.contexts import ContextPool
 from sora_cli.serve.events import Hub
 from sora_cli.serve.gate import Access, Gate
 from sora_cli.services.context import Context
+from sora_cli.services.gallery import Spend
 
 STATIC: Final = Path(__file__).resolve().parent / "static"
 PAGE_POLICY: Final = (
@@ -81,6 +82,7 @@ def create_app(settings: Settings, access: Access, *, interval: float = 0.5,
                   description="The sora job store over HTTP. Jobs have the fields of "
                   "`sora status --json`.")
     app.state.pool, app.state.hub, app.state.access = pool, hub, access
+    app.state.spend = routes.Recent[Spend](ttl=2.0)
     app.include_router(routes.router)
     app.include_router(media.router)
     app.add_api_route("/api/events", _events, methods=["GET"],

@@ -38,6 +38,7 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._store_lock = threading.Lock()  # the poller's store reads vs the final close
+        self.generation = 0  # counts the ticks that changed something (see routes.Recent)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -94,6 +95,7 @@ class Hub:
                     chunks = [_job_event(j) for j in changes.jobs] + [
                         _gone_event(i) for i in changes.gone]
                     if chunks:  # one write per stream per tick, however many changed
+                        self.generation += 1
                         self._publish("".join(chunks))
                 if loop.time() >= next_check:
                     next_check = loop.time() + RUNNER_CHECK

@@ -9,7 +9,10 @@ its own store connection (see contexts.py). Errors are the CLI's, with an HTTP s
 from __future__ import annotations
 
 import json
-from typing import Any
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -20,10 +23,19 @@ from sora_cli.domain.jobs import ALLOWED_SECONDS, SIZES_PRO, Job, JobStatus
 from sora_cli.errors import InvalidInput
 from sora_cli.serve.body import SCHEMA, parse_request
 from sora_cli.services.context import Context
-from sora_cli.services.gallery import MAX_PAGE, browse, cancel_job, find_job, retry_job, spend
+from sora_cli.services.gallery import (
+    MAX_PAGE,
+    Spend,
+    browse,
+    cancel_job,
+    find_job,
+    retry_job,
+    spend,
+)
 from sora_cli.services.submit import submit
 
 router = APIRouter(prefix="/api")
+T = TypeVar("T")
 
 
 def context(request: Request) -> Context:
@@ -105,9 +117,29 @@ def retry(ref: str, ctx: Context = CTX) -> JSONResponse:
     return one_job(retry_job(ctx, ref), 201)
 
 
+class Recent(Generic[T]):
+    """A value computed at most once per `ttl` seconds, or again as soon as `key` changes;
+    askers at the same moment share one computation."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._entry: tuple[float, object, T] | None = None
+
+    def get(self, key: object, compute: Callable[[], T]) -> T:
+        with self._lock:
+            now = time.monotonic()
+            if self._entry is None or self._entry[1] != key or now - self._entry[0] > self.ttl:
+                self._entry = (now, key, compute())
+            return self._entry[2]
+
+
 @router.get("/spend", summary="Today's and the total estimated spend")
-def spend_now(ctx: Context = CTX) -> JSONResponse:
-    s = spend(ctx)
+def spend_now(request: Request, ctx: Context = CTX) -> JSONResponse:
+    """Computed at most every 2 s (it adds up every completed job), and again after any
+    change the event stream saw."""
+    state = request.app.state
+    s: Spend = state.spend.get(state.hub.generation, lambda: spend(ctx))
     return api_json({"today_usd": s.today_usd, "total_usd": s.total_usd,
                      "completed_jobs": s.completed_jobs, "unpriced_jobs": s.unpriced_jobs,
                      "max_daily_cost": s.max_daily_cost, "max_job_cost": s.max_job_cost})
