@@ -14,7 +14,7 @@ Every error body is `{"detail": "<one line>"}`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Final
@@ -64,13 +64,16 @@ def http_status(exc: SoraError) -> int:
 
 
 def create_app(settings: Settings, access: Access, *, interval: float = 0.5,
-               heartbeat: float = 15.0) -> FastAPI:
+               heartbeat: float = 15.0, on_ready: Callable[[], None] | None = None) -> FastAPI:
+    """The application; `on_ready` runs once it is started (and stops on a signal)."""
     pool = ContextPool(settings)
     hub = Hub(Context(settings), interval=interval, heartbeat=heartbeat)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hub.start()
+        if on_ready is not None:
+            on_ready()
         try:
             yield
         finally:

@@ -1,8 +1,10 @@
-"""Running `sora serve`: bind, print the base URL (the first stdout line), serve with
-uvicorn until SIGINT or SIGTERM, then end the event streams and close the store.
+"""Running `sora serve`: bind, serve with uvicorn, print the base URL (the first stdout
+line) once the application is up and SIGINT/SIGTERM are handled, serve until one of
+them, then end the event streams and close the store (exit 0).
 
 The socket is bound here (not by uvicorn) so that `--port 0` can print the port the
-kernel picked before anything else is written.
+kernel picked; it listens from the start, so a client that connects at once waits in
+the backlog rather than being refused.
 """
 
 from __future__ import annotations
@@ -81,14 +83,17 @@ def run(settings: Settings, *, host: str, port: int, heartbeat: float = 15.0,
     """Serve until stopped; 0 after a clean stop."""
     access = Access.for_bind(host, settings.serve_token)  # refuse before binding anything
     sock = bind(host, port)
-    app = create_app(settings, access, heartbeat=heartbeat)
+    stream = out if out is not None else sys.stdout
+
+    def announce() -> None:  # once signals stop the server cleanly: the URL says "ready"
+        stream.write(base_url(sock) + "\n")
+        stream.flush()
+
+    app = create_app(settings, access, heartbeat=heartbeat, on_ready=announce)
     hub: Hub = app.state.hub
     config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False,
                             server_header=False, timeout_graceful_shutdown=5)
     server = _Server(config, hub.close_soon)
-    stream = out if out is not None else sys.stdout
-    stream.write(base_url(sock) + "\n")
-    stream.flush()
     try:
         server.run(sockets=[sock])
     finally:
