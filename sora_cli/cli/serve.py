@@ -40,7 +40,7 @@ def serve_cmd(
     except ImportError as exc:
         if exc.name is None or exc.name.split(".")[0] not in _SERVE_DEPS:
             raise
-        raise SoraError(f"sora serve needs {exc.name.split('.')[0]}: "
-                        "pip install 'sora-cli[serve]'") from None
+        raise SoraError(f"sora serve needs FastAPI and uvicorn ({exc.name.split('.')[0]} is "
+                        "missing): pip install 'sora-cli[serve]'") from None
     warn_if_insecure(ctx.settings)
     raise typer.Exit(run(ctx.settings, host=host, port=port, heartbeat=heartbeat))

@@ -186,3 +186,14 @@ def test_the_servers_reads_go_through_indexes(tmp_path: Path, monkeypatch: pytes
              for sql in selects]
     check.close()
     assert store_size.full_scans(plans) == []
+
+
+@pytest.mark.parametrize("missing", ["uvicorn", "fastapi"])
+def test_without_the_serve_extra_it_says_what_to_install(tmp_path: Path, missing: str) -> None:
+    code = (f"import sys; sys.modules[{missing!r}] = None; sys.argv = ['sora', 'serve']; "
+            "from sora_cli.cli.main import main; main()")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**free_env(), "SORA_HOME": str(tmp_path)})
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == ("sora: sora serve needs FastAPI and uvicorn (" + missing
+                        + " is missing): pip install 'sora-cli[serve]'\n")
