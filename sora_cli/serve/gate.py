@@ -2,8 +2,9 @@
 
 - **Bind**: a host that is not loopback needs a token (`SORA_SERVE_TOKEN`, or
   `serve_token` in a 0600 config file); without one `sora serve` refuses to start.
-- **Host header**: on a loopback bind only loopback names are answered (a web page
-  cannot reach the API through DNS rebinding).
+- **Host header**: without a token only loopback names are answered, so a web page
+  cannot reach the open API through DNS rebinding (with a token, any name: a proxy
+  in front may send its own).
 - **Token**: with a token, every `/api/` request needs `Authorization: Bearer <token>`
   (compared in constant time). Browsers send no headers with `<video src>` or
   `EventSource`, so the media and event routes also take `?access=KEY`: a read-only key
@@ -112,7 +113,7 @@ class Gate:
     def _refusal(self, scope: Scope) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
-        if self.access.loopback and not _host_ok(headers.get("host")):
+        if self.access.token is None and not _host_ok(headers.get("host")):
             return 421, "this server answers only to a loopback host name", []
         path: str = scope.get("path", "")
         if path.startswith("/api/") and not self.access.bearer_ok(headers.get("authorization")):

@@ -236,6 +236,9 @@ def test_with_a_token_every_api_request_needs_it(make_served: MakeServed) -> Non
     assert anon.get(video, params={"access": key}).status_code == 200
     assert anon.get("/api/jobs", params={"access": key}).status_code == 401  # media only
     assert c.get(video).status_code == 200
+    proxied = c.get("/api/jobs", headers={"Host": "videos.example.org"})  # behind a proxy
+    assert proxied.status_code == 200
+    assert anon.get("/api/jobs", headers={"Host": "videos.example.org"}).status_code == 401
 
 
 def test_a_port_in_use_is_one_line_and_exit_1(served: Served) -> None:
