@@ -9,6 +9,7 @@ import typer
 
 from sora_cli.cli.app import app
 from sora_cli.cli.common import open_context, warn_if_insecure
+from sora_cli.cli.render import job_dict
 from sora_cli.errors import SoraError
 
 _SERVE_DEPS = frozenset({"fastapi", "starlette", "uvicorn", "pydantic"})
@@ -43,4 +44,4 @@ def serve_cmd(
         raise SoraError(f"sora serve needs FastAPI and uvicorn ({exc.name.split('.')[0]} is "
                         "missing): pip install 'sora-cli[serve]'") from None
     warn_if_insecure(ctx.settings)
-    raise typer.Exit(run(ctx.settings, host=host, port=port, heartbeat=heartbeat))
+    raise typer.Exit(run(ctx.settings, job_dict, host=host, port=port, heartbeat=heartbeat))

@@ -2,8 +2,10 @@
 gallery page, on FastAPI and uvicorn (the `serve` extra).
 
 A CLI-level edge like `sora_cli.cli`: it uses the services (the same store, the same
-detached runner) and renders jobs with the CLI's JSON shape. Nothing else imports
-this package, so no other command pays for FastAPI.
+detached runner) and shows jobs in the CLI's JSON shape, which `sora serve` hands in
+(the CLI starts the server, so the server imports nothing of the CLI: no cycle). Only
+that command imports this package, inside its function, so no other command pays for
+FastAPI.
 
 - `server`: binding, the base URL on stdout, uvicorn, signals.
 - `app`: the application factory; `gate`: the checks every request passes (host,

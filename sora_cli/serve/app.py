@@ -36,7 +36,7 @@ from sora_cli.errors import (
     StoreError,
 )
 from sora_cli.serve import media, routes
-from sora_cli.serve.contexts import ContextPool
+from sora_cli.serve.contexts import ContextPool, Render
 from sora_cli.serve.events import Hub
 from sora_cli.serve.gate import Access, Gate
 from sora_cli.services.context import Context
@@ -63,11 +63,12 @@ def http_status(exc: SoraError) -> int:
     return 500
 
 
-def create_app(settings: Settings, access: Access, *, interval: float = 0.5,
+def create_app(settings: Settings, access: Access, render: Render, *, interval: float = 0.5,
                heartbeat: float = 15.0, on_ready: Callable[[], None] | None = None) -> FastAPI:
-    """The application; `on_ready` runs once it is started (and stops on a signal)."""
+    """The application, showing jobs as `render` makes them (the CLI's `job_dict`);
+    `on_ready` runs once it is started (and stops on a signal)."""
     pool = ContextPool(settings)
-    hub = Hub(Context(settings), interval=interval, heartbeat=heartbeat)
+    hub = Hub(Context(settings), render, interval=interval, heartbeat=heartbeat)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +86,7 @@ def create_app(settings: Settings, access: Access, *, interval: float = 0.5,
                   description="The sora job store over HTTP. Jobs have the fields of "
                   "`sora status --json`.")
     app.state.pool, app.state.hub, app.state.access = pool, hub, access
+    app.state.render = render
     app.state.spend = routes.Recent[Spend](ttl=2.0)
     app.include_router(routes.router)
     app.include_router(media.router)

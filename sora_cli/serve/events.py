@@ -18,8 +18,8 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Final, TypeVar
 
-from sora_cli.cli.render import job_dict
 from sora_cli.domain.jobs import Job
+from sora_cli.serve.contexts import Render
 from sora_cli.services.context import Context
 from sora_cli.services.gallery import ChangeFeed
 
@@ -29,8 +29,10 @@ T = TypeVar("T")
 
 
 class Hub:
-    def __init__(self, ctx: Context, *, interval: float = 0.5, heartbeat: float = 15.0) -> None:
+    def __init__(self, ctx: Context, render: Render, *, interval: float = 0.5,
+                 heartbeat: float = 15.0) -> None:
         self.ctx = ctx
+        self.render = render
         self.interval = interval
         self.heartbeat = heartbeat
         self._streams: set[asyncio.Queue[str | None]] = set()
@@ -92,7 +94,7 @@ class Hub:
             try:
                 if feed is not None:
                     changes = await asyncio.to_thread(self._locked, feed.poll)
-                    chunks = [_job_event(j) for j in changes.jobs] + [
+                    chunks = [self._job_event(j) for j in changes.jobs] + [
                         _gone_event(i) for i in changes.gone]
                     if chunks:  # one write per stream per tick, however many changed
                         self.generation += 1
@@ -108,6 +110,10 @@ class Hub:
         with self._store_lock:
             return work()
 
+    def _job_event(self, job: Job) -> str:
+        data = json.dumps(self.render(job), ensure_ascii=False, separators=(",", ":"))
+        return f"event: job\ndata: {data}\n\n"
+
     def _publish(self, chunk: str) -> None:
         for queue in list(self._streams):
             if queue.qsize() >= QUEUE_LIMIT:
@@ -122,9 +128,6 @@ def _offer(queue: asyncio.Queue[str | None], item: str | None) -> None:
         queue.put_nowait(item)
 
 
-def _job_event(job: Job) -> str:
-    data = json.dumps(job_dict(job), ensure_ascii=False, separators=(",", ":"))
-    return f"event: job\ndata: {data}\n\n"
 
 
 def _gone_event(job_id: str) -> str:

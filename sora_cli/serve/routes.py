@@ -18,10 +18,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from sora_cli import __version__
-from sora_cli.cli.render import job_dict
 from sora_cli.domain.jobs import ALLOWED_SECONDS, SIZES_PRO, Job, JobStatus
 from sora_cli.errors import InvalidInput
 from sora_cli.serve.body import SCHEMA, parse_request
+from sora_cli.serve.contexts import Render
 from sora_cli.services.context import Context
 from sora_cli.services.gallery import (
     MAX_PAGE,
@@ -47,6 +47,14 @@ def context(request: Request) -> Context:
 CTX = Depends(context)
 
 
+def renderer(request: Request) -> Render:
+    render: Render = request.app.state.render
+    return render
+
+
+RENDER = Depends(renderer)
+
+
 async def json_body(request: Request) -> Any:
     raw = await request.body()
     if not raw.strip():
@@ -61,8 +69,8 @@ def api_json(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(data, status, headers={"cache-control": "no-store"})
 
 
-def one_job(job: Job, status: int = 200) -> JSONResponse:
-    return api_json(job_dict(job), status)
+def one_job(render: Render, job: Job, status: int = 200) -> JSONResponse:
+    return api_json(render(job), status)
 
 
 _BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
@@ -72,49 +80,50 @@ _BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
 @router.post("/task", summary="Submit a job (the original service's path)", status_code=201,
              openapi_extra=_BODY)
 @router.post("/jobs", summary="Submit a job", status_code=201, openapi_extra=_BODY)
-def create_job(data: Any = Depends(json_body), ctx: Context = CTX) -> JSONResponse:
+def create_job(data: Any = Depends(json_body), ctx: Context = CTX,
+               render: Render = RENDER) -> JSONResponse:
     """Record a job (a runner sends it) and answer 201 with it; bad input 422 with the
     CLI's message and nothing recorded; over a budget 402."""
     (job,) = submit(ctx, [parse_request(data, ctx.settings)])
-    return one_job(job, 201)
+    return one_job(render, job, 201)
 
 
 @router.get("/jobs", summary="List jobs, newest first")
-def list_jobs(ctx: Context = CTX, status: list[str] = Query([]), label: str | None = None,
-              provider: str | None = None, q: str | None = None, limit: int = 50,
-              before: str | None = None) -> JSONResponse:
+def list_jobs(ctx: Context = CTX, render: Render = RENDER, status: list[str] = Query([]),
+              label: str | None = None, provider: str | None = None, q: str | None = None,
+              limit: int = 50, before: str | None = None) -> JSONResponse:
     """A page of jobs; `next_before` (the last id, when the page is full) asks for the
     next page. `status` repeats or takes a comma-separated list; `q` searches prompts."""
     statuses = [s for value in status for s in value.split(",") if s.strip()]
     jobs = browse(ctx, statuses=statuses, label=label, provider=provider, search=q,
                   before=before, limit=limit)
-    return api_json({"jobs": [job_dict(j) for j in jobs],
+    return api_json({"jobs": [render(j) for j in jobs],
                      "next_before": jobs[-1].id if len(jobs) == limit else None})
 
 
 @router.get("/task/{ref}", summary="One job (the original service's path)")
 @router.get("/jobs/{ref}", summary="One job")
-def get_job(ref: str, ctx: Context = CTX) -> JSONResponse:
+def get_job(ref: str, ctx: Context = CTX, render: Render = RENDER) -> JSONResponse:
     """By id, unique prefix (4+ characters), remote `video_` id or `@last`: 404 for none,
     409 for an ambiguous prefix."""
-    return one_job(find_job(ctx, ref))
+    return one_job(render, find_job(ctx, ref))
 
 
 @router.post("/jobs/{ref}/cancel", summary="Cancel a job")
-def cancel(ref: str, ctx: Context = CTX) -> JSONResponse:
+def cancel(ref: str, ctx: Context = CTX, render: Render = RENDER) -> JSONResponse:
     """A job not sent yet never will be; one already sent stops being tracked (the remote
     job may still run and be billed). 409 for a finished job."""
     job = find_job(ctx, ref)
     if job.status.is_final:
         return api_json({"detail": f"job {job.id} is already {job.status}"}, 409)
     job, _ = cancel_job(ctx, job.id)
-    return one_job(job)
+    return one_job(render, job)
 
 
 @router.post("/jobs/{ref}/retry", summary="Retry a failed or cancelled job", status_code=201)
-def retry(ref: str, ctx: Context = CTX) -> JSONResponse:
+def retry(ref: str, ctx: Context = CTX, render: Render = RENDER) -> JSONResponse:
     """A new job with the same request (`retry_of` = the old id): 201 with it."""
-    return one_job(retry_job(ctx, ref), 201)
+    return one_job(render, retry_job(ctx, ref), 201)
 
 
 class Recent(Generic[T]):

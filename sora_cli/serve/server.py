@@ -23,6 +23,7 @@ import uvicorn
 from sora_cli.config import Settings
 from sora_cli.errors import InvalidInput, SoraError
 from sora_cli.serve.app import create_app
+from sora_cli.serve.contexts import Render
 from sora_cli.serve.events import Hub
 from sora_cli.serve.gate import Access
 
@@ -78,7 +79,7 @@ class _Server(uvicorn.Server):
         self._on_exit()
 
 
-def run(settings: Settings, *, host: str, port: int, heartbeat: float = 15.0,
+def run(settings: Settings, render: Render, *, host: str, port: int, heartbeat: float = 15.0,
         out: TextIO | None = None) -> int:
     """Serve until stopped; 0 after a clean stop."""
     access = Access.for_bind(host, settings.serve_token)  # refuse before binding anything
@@ -89,7 +90,7 @@ def run(settings: Settings, *, host: str, port: int, heartbeat: float = 15.0,
         stream.write(base_url(sock) + "\n")
         stream.flush()
 
-    app = create_app(settings, access, heartbeat=heartbeat, on_ready=announce)
+    app = create_app(settings, access, render, heartbeat=heartbeat, on_ready=announce)
     hub: Hub = app.state.hub
     config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False,
                             server_header=False, timeout_graceful_shutdown=5)
