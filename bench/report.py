@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from common import Row, Section
 
 PACKAGES = ("typer", "httpx", "httpcore", "anyio", "sqlmodel", "SQLAlchemy", "pydantic",
-            "openai", "rich", "tenacity")
+            "openai", "rich", "tenacity", "fastapi", "starlette", "uvicorn")
 
 # What profiling (py-spy, pyinstrument, cProfile) found behind a target, printed with
 # the figure whenever that target is not met. Keyed by a word of the row's name.

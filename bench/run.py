@@ -25,6 +25,7 @@ import download_bench  # noqa: E402
 import polling  # noqa: E402
 import report  # noqa: E402
 import runner_scale  # noqa: E402
+import serve_bench  # noqa: E402
 import startup  # noqa: E402
 import store_size  # noqa: E402
 import submission  # noqa: E402
@@ -37,6 +38,7 @@ SECTIONS: dict[str, Callable[[bool], Section]] = {
     "runner_scale": runner_scale.bench,
     "download": download_bench.bench,
     "polling": polling.bench,
+    "serve": serve_bench.bench,
 }
 
 

@@ -53,6 +53,8 @@ class Settings:
     database_url: str | None = field(default=None, repr=False)
     shared_videos_dir: str | None = None  # where runners save videos (all machines see it)
     fleet_max_in_flight: int | None = None  # stored in the store for every runner; 0 clears
+    # `sora serve`: the bearer token every request needs (required off loopback)
+    serve_token: str | None = field(default=None, repr=False)
 
     @property
     def db_path(self) -> Path:
@@ -92,6 +94,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "api_key":
                 value = self.masked_key()
+            elif f.name == "serve_token":
+                value = "***" if value else None  # no part of it: it is the whole secret
             elif f.name == "database_url":
                 value = mask_url(value)
             elif isinstance(value, Path):
@@ -126,8 +130,10 @@ _TRUE: Final = ("1", "true", "yes", "on")
 _FALSE: Final = ("0", "false", "no", "off", "")
 _STR_KEYS: Final = {
     "api_key", "base_url", "auth_style", "organization", "project", "ca_bundle",
-    "model", "size", "database_url", "shared_videos_dir",
+    "model", "size", "database_url", "shared_videos_dir", "serve_token",
 }
+# Settings that count only from a config file nobody else can read (chmod 600).
+SECRET_KEYS: Final = ("api_key", "serve_token")
 _SDK_ENV: Final = {
     "api_key": "OPENAI_API_KEY",
     "base_url": "OPENAI_BASE_URL",
@@ -171,9 +177,12 @@ def _read_toml(path: Path, warn: list[str]) -> dict[str, Any]:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"config file {path} is not valid TOML: {exc}") from None
-    if "api_key" in data and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        warn.append(f"ignoring api_key in {path}: the file is readable by others (chmod 600 it)")
-        data.pop("api_key")
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        for key in SECRET_KEYS:
+            if key in data:
+                warn.append(f"ignoring {key} in {path}: the file is readable by others "
+                            "(chmod 600 it)")
+                data.pop(key)
     return data
 
 

@@ -15,6 +15,7 @@ SoraError                      1  anything sora reports as a plain failure
 |   |-- IllegalTransition      2  a job cannot go from one status to another
 |   `-- BudgetExceeded         2  a submit would cross max_job_cost or max_daily_cost
 |-- JobNotFound                3  no such job, or an ambiguous id prefix
+|   `-- AmbiguousJobRef        3  an id prefix that more than one job has
 `-- WaitTimeout                5  `wait --timeout` ran out while jobs were unfinished
 
 The CLI catches SoraError once, prints ``str(error)`` as one line on stderr and
@@ -89,6 +90,10 @@ class BudgetExceeded(InvalidInput):
 
 class JobNotFound(SoraError):
     exit_code = ExitCode.NOT_FOUND
+
+
+class AmbiguousJobRef(JobNotFound):
+    """An id prefix that more than one job has (`sora serve` answers 409, not 404)."""
 
 
 class WaitTimeout(SoraError):

@@ -45,7 +45,7 @@ def test_quick_bench_runs_and_writes_a_table(tmp_path: Path) -> None:
     text = out.read_text()
     assert "| target | measured | limit |" in text
     for title in ("Start-up", "Submission", "Store size", "Runner at scale", "Download",
-                  "Polling cost"):
+                  "Polling cost", "sora serve"):
         assert f"## {title}" in text or f". {title}" in text, title
     assert "error:" not in text
     assert str(tmp_path) not in text and "/tmp/" not in text  # no paths of this machine

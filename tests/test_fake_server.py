@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from sora_cli.fake.content import iter_content
+from sora_cli.fake.content import PREVIEW_SIZES, iter_content
+from sora_cli.fake.media import ASSETS, FILES, TAG_BYTES, media_bytes
 from sora_cli.fake.server import FakeOptions, FakeServer, Fault, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -382,15 +383,27 @@ def test_remix_needs_a_completed_source(server: FakeServer, client: httpx.Client
 # -- content
 
 
+def mp4_boxes(data: bytes) -> list[bytes]:
+    """The top-level box types of an MP4, checking that the sizes add up to the file."""
+    kinds, pos = [], 0
+    while pos < len(data):
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        assert size >= 8, f"box of {size} bytes at {pos}"
+        kinds.append(data[pos + 4 : pos + 8])
+        pos += size
+    assert pos == len(data)
+    return kinds
+
+
 @pytest.mark.parametrize(
     ("variant", "kind", "magic"),
     [
-        ("video", "video/mp4", re.compile(rb"^\x00\x00\x00 ftypisom.{24}mdat", re.S)),
-        ("thumbnail", "image/webp", re.compile(rb"^RIFF.{4}WEBP", re.S)),
-        ("spritesheet", "image/jpeg", re.compile(rb"^\xff\xd8\xff")),
+        ("video", "video/mp4", re.compile(rb"^\x00\x00\x00 ftypisom", re.S)),
+        ("thumbnail", "image/webp", re.compile(rb"^RIFF.{4}WEBPVP8", re.S)),
+        ("spritesheet", "image/jpeg", re.compile(rb"^\xff\xd8\xff.*\xff\xd9$", re.S)),
     ],
 )
-def test_content_variants(
+def test_content_variants_are_the_real_sample_media(
     server: FakeServer, client: httpx.Client, variant: str, kind: str, magic: re.Pattern[bytes]
 ) -> None:
     video = completed(client)
@@ -401,9 +414,36 @@ def test_content_variants(
     assert magic.match(response.content)
     digest = hashlib.sha256(response.content).hexdigest()
     assert digest == server.expected_sha256(video["id"], variant)
-    if variant == "video":
-        assert len(response.content) == 262144
+    sample = (ASSETS / FILES[variant]).read_bytes()
+    assert response.content.startswith(sample)
+    if variant == "video":  # the sample, then a `free` box naming the video: each differs
+        assert mp4_boxes(response.content) == [b"ftyp", b"moov", b"free", b"mdat", b"free"]
+        assert len(response.content) == len(sample) + TAG_BYTES
         assert digest != server.expected_sha256(completed(client, "another")["id"])
+    else:
+        assert response.content == sample
+
+
+@pytest.mark.parametrize(
+    ("variant", "magic"),
+    [
+        ("video", re.compile(rb"^\x00\x00\x00 ftypisom.{24}mdat", re.S)),
+        ("thumbnail", re.compile(rb"^RIFF.{4}WEBP", re.S)),
+        ("spritesheet", re.compile(rb"^\xff\xd8\xff")),
+    ],
+)
+def test_video_bytes_serves_synthetic_content_of_that_size(
+    make_server: Callable[..., FakeServer], variant: str, magic: re.Pattern[bytes]
+) -> None:
+    server = make_server(job_seconds=0.0, video_bytes=150_000)
+    with connect(server) as client:
+        video_id = create(client)["id"]
+        response = client.get(f"/videos/{video_id}/content", params={"variant": variant})
+        assert response.status_code == 200 and magic.match(response.content)
+        assert len(response.content) == (150_000 if variant == "video" else
+                                         PREVIEW_SIZES[variant])
+        assert hashlib.sha256(response.content).hexdigest() == server.expected_sha256(
+            video_id, variant)
 
 
 def test_content_errors(client: httpx.Client) -> None:
@@ -439,12 +479,26 @@ def test_content_range_requests(make_server: Callable[..., FakeServer]) -> None:
         assert beyond.headers["content-range"] == "bytes */200000"
 
 
+def test_range_requests_on_the_real_media(make_server: Callable[..., FakeServer]) -> None:
+    server = make_server(job_seconds=0.0)
+    with connect(server) as client:
+        video_id = create(client)["id"]
+        full = media_bytes(video_id, "video")
+        part = client.get(f"/videos/{video_id}/content", headers={"Range": "bytes=1000-"})
+        assert part.status_code == 206 and part.content == full[1000:]
+        assert part.headers["content-range"] == f"bytes 1000-{len(full) - 1}/{len(full)}"
+        beyond = client.get(f"/videos/{video_id}/content",
+                            headers={"Range": f"bytes={len(full)}-"})
+        assert_envelope(beyond, 416)
+
+
 def test_range_ignored_without_range_support(make_server: Callable[..., FakeServer]) -> None:
     server = make_server(job_seconds=0.0, range_support=False)
     with connect(server) as client:
         video_id = create(client)["id"]
         response = client.get(f"/videos/{video_id}/content", headers={"Range": "bytes=100-"})
-        assert response.status_code == 200 and len(response.content) == 262144
+        assert response.status_code == 200
+        assert len(response.content) == len(media_bytes(video_id, "video"))
 
 
 def test_content_generator_is_consistent_across_blocks() -> None:

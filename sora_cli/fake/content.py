@@ -1,7 +1,11 @@
 """Payloads of the fake Videos API server: the bytes it serves.
 
-Content is deterministic per (video id, variant, size) and generated block by block, so
-that a 1 GiB "video" is streamed (and hashed for `expected_sha256`) without ever being
+By default (`video_bytes` None) the real sample media of `sora_cli.fake.media`: a small
+playable MP4, a WebP thumbnail, a JPEG spritesheet. With `video_bytes` set, synthetic
+content of that size instead, for the tests of sizes, ranges and huge files.
+
+Synthetic content is deterministic per (video id, variant, size) and generated block by
+block, so that a 1 GiB "video" is streamed (and hashed for `expected_sha256`) without ever being
 held in memory. Each block is one fixed pseudo-random block derived from the id, with
 the block number written over its first 8 bytes; a small file header (and for JPEG a
 trailer) is laid over the result so the bytes look like what they claim to be.
@@ -20,6 +24,7 @@ from typing import Final
 
 from sora_cli.fake.body import BodyError, FilePart, parse_body, parse_multipart
 from sora_cli.fake.errors import ERROR_TYPES, FAULT_MESSAGES, ApiFailure, fault_failure
+from sora_cli.fake.media import media_bytes, media_size
 from sora_cli.fake.validate import (
     CREATE_KEYS,
     MAX_PROMPT,
@@ -70,7 +75,11 @@ CONTENT_TYPES: Final[dict[str, str]] = {
 PREVIEW_SIZES: Final[dict[str, int]] = {"thumbnail": 16 * 1024, "spritesheet": 48 * 1024}
 
 
-def content_size(variant: str, video_bytes: int) -> int:
+def content_size(variant: str, video_bytes: int | None) -> int:
+    """The size of a variant: the real media's with `video_bytes` None, else synthetic
+    content of `video_bytes` (previews of PREVIEW_SIZES)."""
+    if video_bytes is None:
+        return media_size(variant)
     return video_bytes if variant == "video" else PREVIEW_SIZES[variant]
 
 
@@ -94,9 +103,17 @@ def _base_block(video_id: str, variant: str) -> bytes:
 
 
 def iter_content(
-    video_id: str, variant: str, size: int, start: int = 0, end: int | None = None
+    video_id: str, variant: str, size: int, start: int = 0, end: int | None = None,
+    *, real: bool = False,
 ) -> Iterator[bytes]:
-    """Yield bytes [start, end) of the content, at most one block per chunk."""
+    """Yield bytes [start, end) of the content, at most one block per chunk; `real`: of
+    the real media (whose size is fixed: `size` is then not used)."""
+    if real:
+        data = media_bytes(video_id, variant)
+        stop = len(data) if end is None else min(end, len(data))
+        for pos in range(start, stop, BLOCK_SIZE):
+            yield data[pos : min(pos + BLOCK_SIZE, stop)]
+        return
     stop = size if end is None else min(end, size)
     base = _base_block(video_id, variant)
     overlays = _overlays(variant, size)
@@ -114,8 +131,8 @@ def iter_content(
         pos += take
 
 
-def content_sha256(video_id: str, variant: str, size: int) -> str:
+def content_sha256(video_id: str, variant: str, size: int, *, real: bool = False) -> str:
     digest = hashlib.sha256()
-    for chunk in iter_content(video_id, variant, size):
+    for chunk in iter_content(video_id, variant, size, real=real):
         digest.update(chunk)
     return digest.hexdigest()

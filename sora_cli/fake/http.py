@@ -128,11 +128,13 @@ class Handler(WireHandler):
     def _content(self, video_id: str, variant: str, fault: Fault | None) -> None:
         options = self.server.fake.options
         size, kind = self.server.fake.backend.content_info(video_id, variant)
+        real = options.video_bytes is None
         if options.content_redirect:
             where = f"{options.content_redirect.rstrip('/')}/_fake/cdn/{video_id}"
-            self._send_json(302, {}, {"Location": f"{where}?variant={variant}&bytes={size}"})
+            query = f"variant={variant}&bytes={size}" + ("&real=1" if real else "")
+            self._send_json(302, {}, {"Location": f"{where}?{query}"})
             return
-        self._serve_bytes(video_id, variant, size, kind, fault)
+        self._serve_bytes(video_id, variant, size, kind, fault, real=real)
 
     def _cdn(self, path: str, query: dict[str, str]) -> None:
         """Another origin's copy of the bytes: no auth needed; credentials are counted."""
@@ -145,7 +147,8 @@ class Handler(WireHandler):
         size_text = query.get("bytes", "")
         if variant not in CONTENT_TYPES or not size_text.isdigit():
             raise ApiFailure(400, "Bad CDN request.")
-        self._serve_bytes(video_id, variant, int(size_text), CONTENT_TYPES[variant], None)
+        self._serve_bytes(video_id, variant, int(size_text), CONTENT_TYPES[variant], None,
+                          real=query.get("real") == "1")
 
     def _control(self, path: str, query: dict[str, str], body: bytes) -> None:
         fake = self.server.fake

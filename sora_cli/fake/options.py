@@ -15,7 +15,7 @@ class FakeOptions:
     error_rate: float = 0.0
     seed: int | None = None
     poll_after_ms: int | None = 1000
-    video_bytes: int = 262144
+    video_bytes: int | None = None  # None: the real sample media; N: synthetic, N bytes
     expire_seconds: int = 86400
     api_key: str | None = None
     idle_exit: float | None = None
@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=FakeOptions.poll_after_ms,
         help="openai-poll-after-ms on retrieve; negative sends none",
     )
-    add("--video-bytes", type=int, default=FakeOptions.video_bytes)
+    add("--video-bytes", type=int, default=None, metavar="N",
+        help="serve synthetic content of N bytes instead of the real sample MP4 "
+             "(and synthetic previews): for size, range and huge-file tests")
     add("--expire-seconds", type=int, default=FakeOptions.expire_seconds)
     add("--api-key", help="require exactly this key")
     add("--idle-exit", type=float, help="stop after this many seconds without a request")

@@ -108,7 +108,7 @@ class FakeServer:
         self._thread: threading.Thread | None = None
         self._active = 0
         self._last_activity = time.monotonic()
-        self._sha256: dict[tuple[str, str, int], str] = {}
+        self._sha256: dict[tuple[str, str, int, bool], str] = {}
         self._httpd = HttpServer((host, port), self)
         self._scheme = "http"
         if self.options.tls_cert:
@@ -180,11 +180,12 @@ class FakeServer:
         self.backend.add_faults(faults)
 
     def expected_sha256(self, video_id: str, variant: str = "video") -> str:
-        key = (video_id, variant, content_size(variant, self.options.video_bytes))
+        real = self.options.video_bytes is None
+        key = (video_id, variant, content_size(variant, self.options.video_bytes), real)
         with self._lock:
             known = self._sha256.get(key)
         if known is None:
-            known = content_sha256(*key)
+            known = content_sha256(*key[:3], real=real)
             with self._lock:
                 self._sha256[key] = known
         return known

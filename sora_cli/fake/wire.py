@@ -85,7 +85,7 @@ class WireHandler(BaseHTTPRequestHandler):
         self.wfile.write(b'"}')
 
     def _serve_bytes(self, video_id: str, variant: str, size: int, kind: str,
-                     fault: Fault | None) -> None:
+                     fault: Fault | None, *, real: bool) -> None:
         options = self.server.fake.options
         if self.headers.get("Range"):
             self.server.fake.backend.count("range_requests")
@@ -102,7 +102,7 @@ class WireHandler(BaseHTTPRequestHandler):
         pause = (fault.delay_ms or 0) / 1000 if fault is not None and fault.action == "slow" else 0
         stop = start + (end - start) // 2 if truncate else end
         self._start(status, headers)
-        for chunk in iter_content(video_id, variant, size, start, stop):
+        for chunk in iter_content(video_id, variant, size, start, stop, real=real):
             self.wfile.write(chunk)
             if pause and self.server.fake.pause(pause):
                 raise Dropped

@@ -48,7 +48,7 @@ def export(ctx: Context, job: Job, dest: Path, *, force: bool) -> Path:
     it, or in the shared videos dir as mounted here), or fetched from the API while it
     has not expired. Never overwrites without `force`."""
     refuse_existing([dest], force=force)
-    saved = _readable_copy(ctx.settings, job)
+    saved = readable_copy(ctx.settings, job)
     if saved is not None:
         copy_into_place(saved, dest, force=force)
         return dest
@@ -60,7 +60,7 @@ def export(ctx: Context, job: Job, dest: Path, *, force: bool) -> Path:
     return dest
 
 
-def _readable_copy(settings: Settings, job: Job) -> Path | None:
+def readable_copy(settings: Settings, job: Job) -> Path | None:
     """The saved video, if this machine can read it: at the path the runner recorded,
     or under this machine's `shared_videos_dir` (the same share, mounted elsewhere);
     a file of another size is not it."""

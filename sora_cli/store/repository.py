@@ -27,7 +27,8 @@ from sora_cli.domain.jobs import (
     looks_like_remote_id,
     new_job_id,
 )
-from sora_cli.errors import InvalidInput, JobNotFound, LeaseLost, RemoteIdTaken
+from sora_cli.errors import AmbiguousJobRef, InvalidInput, JobNotFound, LeaseLost, RemoteIdTaken
+from sora_cli.store.browse import BrowseMixin
 from sora_cli.store.connect import open_db
 from sora_cli.store.db import DB, one_at_a_time
 from sora_cli.store.housekeeping import AdminMixin
@@ -58,7 +59,7 @@ def _is_unique_violation(exc: BaseException) -> bool:
 
 
 
-class Store(LeaseMixin, AdminMixin, MoneyMixin):
+class Store(LeaseMixin, AdminMixin, MoneyMixin, BrowseMixin):
     def __init__(self, conn: DB, path: Path | str) -> None:
         self._conn = conn
         self.path = path
@@ -248,7 +249,7 @@ class Store(LeaseMixin, AdminMixin, MoneyMixin):
             raise JobNotFound(f"no such job: {ref}")
         if len(rows) > 1:
             ids = ", ".join(r[0] for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
-            raise JobNotFound(f"id prefix {ref!r} is ambiguous: {ids}")
+            raise AmbiguousJobRef(f"id prefix {ref!r} is ambiguous: {ids}")
         return row_to_job(rows[0])
 
     def list_jobs(self, *, statuses: Sequence[JobStatus] = (), limit: int | None = 20,

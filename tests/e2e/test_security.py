@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sora_cli.fake.content import content_sha256
+from sora_cli.fake.media import media_bytes
 
 from .harness import (
     TEST_KEY,
@@ -195,7 +195,7 @@ def test_custom_ca_bundle_is_honoured(make_fake: MakeFake, make_sora: MakeSora,
     r = s.run("wait", job_id, "--timeout", "60")
     assert r.returncode == 0, r.stderr
     job = s.job(job_id)
-    assert job["sha256"] == content_sha256(job["remote_id"], "video", job["bytes"])
+    assert job["sha256"] == hashlib.sha256(media_bytes(job["remote_id"], "video")).hexdigest()
 
 
 @pytest.mark.parametrize(("url", "warns"), [
