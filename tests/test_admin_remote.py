@@ -20,7 +20,7 @@ from sora_cli.config import Settings, load_settings
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.errors import InvalidInput
 from sora_cli.fake.server import FakeOptions, FakeServer
-from sora_cli.providers.client import ApiSettings, VideosClient
+from sora_cli.providers.openai.client import ApiSettings, VideosClient
 from sora_cli.runner.loop import Runner
 from sora_cli.store.repository import Store
 

@@ -18,7 +18,7 @@ from sora_cli.errors import (
     InvalidInput,
     TransportError,
 )
-from sora_cli.providers.client import ApiSettings, Attempt, VideosClient, valid_video_id
+from sora_cli.providers.openai.client import ApiSettings, Attempt, VideosClient, valid_video_id
 
 BASE = "http://api.test/v1"
 KEY = "sk-test-0123456789abcdefWXYZ"

@@ -16,8 +16,8 @@ import pytest
 
 from sora_cli.errors import ApiError, SoraError, TransportError
 from sora_cli.providers import download
-from sora_cli.providers.client import ApiSettings, Attempt, VideosClient
 from sora_cli.providers.download import Saved, download_to
+from sora_cli.providers.openai.client import ApiSettings, Attempt, VideosClient
 
 BASE = "http://api.test/v1"
 VIDEO = random.Random(3).randbytes(300_000)

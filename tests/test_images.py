@@ -21,7 +21,7 @@ from sora_cli.domain.images import image_info, sniff
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.errors import InvalidInput
 from sora_cli.fake.server import FakeOptions, FakeServer
-from sora_cli.providers.client import ApiSettings, VideosClient
+from sora_cli.providers.openai.client import ApiSettings, VideosClient
 from sora_cli.runner.loop import Runner
 from sora_cli.services.images import prepare_image
 from sora_cli.store.repository import Store

@@ -13,7 +13,7 @@ from clirun import sora
 from sora_cli.config import Settings
 from sora_cli.domain.jobs import JobStatus, VideoRequest
 from sora_cli.fake.server import FakeOptions, FakeServer, Fault
-from sora_cli.providers.client import ApiSettings, VideosClient
+from sora_cli.providers.openai.client import ApiSettings, VideosClient
 from sora_cli.runner.loop import Runner
 from sora_cli.store.repository import Store
 

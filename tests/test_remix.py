@@ -17,8 +17,8 @@ from typer.testing import Result
 from sora_cli.config import Settings
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.fake.server import FakeOptions, FakeServer, Fault
-from sora_cli.providers.client import ApiSettings, Video, VideosClient
-from sora_cli.providers.reconcile import matches
+from sora_cli.providers.openai.client import ApiSettings, Video, VideosClient
+from sora_cli.providers.openai.reconcile import matches
 from sora_cli.runner.loop import Runner
 from sora_cli.store.repository import Store
 

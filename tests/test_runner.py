@@ -14,7 +14,7 @@ import pytest
 from sora_cli.config import Settings
 from sora_cli.domain.jobs import JobStatus, VideoRequest
 from sora_cli.fake.server import FakeOptions, FakeServer, Fault
-from sora_cli.providers.client import ApiSettings, VideosClient
+from sora_cli.providers.openai.client import ApiSettings, VideosClient
 from sora_cli.runner.loop import PollPace, RateLimit, Runner
 from sora_cli.store.repository import Store
 

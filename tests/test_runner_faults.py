@@ -16,7 +16,7 @@ from sora_cli.config import Settings
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.fake.content import CreateRequest
 from sora_cli.fake.server import FakeOptions, FakeServer, Fault
-from sora_cli.providers.client import ApiSettings, VideosClient
+from sora_cli.providers.openai.client import ApiSettings, VideosClient
 from sora_cli.runner import steps as runner_steps
 from sora_cli.runner.loop import Runner
 from sora_cli.store.repository import Store

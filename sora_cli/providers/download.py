@@ -23,7 +23,7 @@ from typing import Final
 
 from sora_cli.errors import ApiError, InvalidInput, SoraError, TransportError
 from sora_cli.providers.answers import transport_retryable
-from sora_cli.providers.client import (
+from sora_cli.providers.openai.client import (
     Attempt,
     ContentStream,
     OnAttempt,

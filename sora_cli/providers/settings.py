@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sora_cli.config import Settings
-from sora_cli.providers.types import ApiSettings
+from sora_cli.providers.openai.types import ApiSettings
 
 
 def api_settings(settings: Settings) -> ApiSettings:

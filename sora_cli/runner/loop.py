@@ -26,7 +26,7 @@ from typing import Any
 from sora_cli.config import Settings
 from sora_cli.domain.jobs import Job, JobError, JobStatus
 from sora_cli.errors import LeaseLost, SoraError, StoreError, StoreUnavailable
-from sora_cli.providers.client import Attempt, VideosClient
+from sora_cli.providers.openai.client import Attempt, VideosClient
 from sora_cli.runner.pacing import PollPace, RateLimit
 from sora_cli.runner.steps import JobSteps, crash_point
 from sora_cli.store.repository import Store

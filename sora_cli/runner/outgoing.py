@@ -17,8 +17,8 @@ from pathlib import Path
 from sora_cli.domain.images import image_info, is_url
 from sora_cli.domain.jobs import Job
 from sora_cli.errors import CannotSend, SoraError
-from sora_cli.providers.client import Answer, ImageFile, OnAttempt, Video, VideosClient
 from sora_cli.providers.download import download_to
+from sora_cli.providers.openai.client import Answer, ImageFile, OnAttempt, Video, VideosClient
 from sora_cli.store.repository import Store
 
 

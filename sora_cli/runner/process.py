@@ -66,7 +66,7 @@ def serve(settings: Settings) -> int:
 
 
 async def _main(settings: Settings, runner_id: str, host: str, started: float) -> None:
-    from sora_cli.providers.client import VideosClient
+    from sora_cli.providers.openai.client import VideosClient
     from sora_cli.providers.settings import api_settings
     from sora_cli.runner.loop import Runner
 

@@ -23,11 +23,11 @@ from sora_cli.errors import (
     SoraError,
     TransportError,
 )
-from sora_cli.providers.client import Attempt, Video, VideosClient
 from sora_cli.providers.download import download_to
-from sora_cli.providers.reconcile import find_created
+from sora_cli.providers.openai.client import Attempt, Video, VideosClient
+from sora_cli.providers.openai.reconcile import find_created
 from sora_cli.providers.retry import backoff_delay
-from sora_cli.providers.types import to_local
+from sora_cli.providers.wire import to_local
 from sora_cli.runner.outgoing import remixed_from, save_thumbnail, send_create
 from sora_cli.runner.pacing import PollPace, RateLimit
 from sora_cli.store.repository import Store

@@ -115,8 +115,8 @@ def fetch_video(settings: Settings, remote_id: str, dest: Path, *,
 
     import asyncio
 
-    from sora_cli.providers.client import VideosClient
     from sora_cli.providers.download import download_to
+    from sora_cli.providers.openai.client import VideosClient
     from sora_cli.providers.settings import api_settings
 
     async def go() -> None:

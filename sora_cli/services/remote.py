@@ -19,14 +19,14 @@ from sora_cli.services.context import Context, require_key
 from sora_cli.store.housekeeping import RemoteVideo
 
 if TYPE_CHECKING:
-    from sora_cli.providers.client import Video, VideosClient
+    from sora_cli.providers.openai.client import Video, VideosClient
 
 MAX_LIST_PAGES: Final = 100  # 10,000 remote videos
 _VIDEO_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 
 def _client(ctx: Context) -> VideosClient:
-    from sora_cli.providers.client import VideosClient
+    from sora_cli.providers.openai.client import VideosClient
     from sora_cli.providers.settings import api_settings
 
     return VideosClient(api_settings(ctx.settings))
@@ -135,7 +135,7 @@ async def _fetch(ctx: Context, ids: Sequence[str], remote_list: bool,
 
 async def _listed(ctx: Context, client: VideosClient,
                   result: Imported) -> list[tuple[Video, float | None]]:
-    from sora_cli.providers.types import to_local
+    from sora_cli.providers.wire import to_local
 
     found: list[tuple[Video, float | None]] = []
     skipped = known = 0
@@ -164,7 +164,7 @@ async def _listed(ctx: Context, client: VideosClient,
 
 
 def _record(ctx: Context, video: Video, skew: float | None) -> RemoteVideo:
-    from sora_cli.providers.types import to_local
+    from sora_cli.providers.wire import to_local
 
     source = None
     if video.remixed_from_video_id:

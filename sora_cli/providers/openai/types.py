@@ -8,38 +8,19 @@ are coerced rather than refused, since gateways differ in the details.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Any, Final, Literal
 
 from sora_cli.domain.text import mask_key
 from sora_cli.errors import ApiError
 
-T = TypeVar("T")
-
 _VIDEO_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
-CLOCK_SLACK: Final = 2.0  # a server clock closer to ours than this counts as the same clock
 
 
 def valid_video_id(value: object) -> bool:
     """True when ``value`` is safe to put in a URL path as a video id."""
     return isinstance(value, str) and _VIDEO_ID.fullmatch(value) is not None
-
-
-def to_local(server_time: int | float | None, skew: float | None) -> float | None:
-    """A server timestamp on our clock, given the server's skew (its clock minus ours)."""
-    if server_time is None:
-        return None
-    if skew is None or abs(skew) <= CLOCK_SLACK:
-        return float(server_time)
-    return server_time - skew
-
-
-def to_server(local_time: float, skew: float | None) -> float:
-    """A local timestamp on the server's clock (the inverse of ``to_local``)."""
-    if skew is None or abs(skew) <= CLOCK_SLACK:
-        return local_time
-    return local_time + skew
 
 
 @dataclass(frozen=True, repr=False)
@@ -152,27 +133,3 @@ class VideoPage:
             last_id=_str(data.get("last_id")),
             has_more=data.get("has_more") is True,
         )
-
-
-@dataclass(frozen=True)
-class Answer(Generic[T]):
-    value: T
-    request_id: str | None
-    poll_after_ms: int | None
-    server_skew: float | None = None  # the server's clock minus ours (Date header), seconds
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One HTTP attempt, reported to ``on_attempt`` for the job's event log."""
-
-    method: str
-    path: str
-    attempt: int
-    http_status: int | None
-    request_id: str | None
-    error: str | None
-    retry_in: float | None
-
-
-OnAttempt = Callable[[Attempt], None]

@@ -27,6 +27,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from sora_cli.errors import AmbiguousCreate, ApiError, InvalidInput, SoraError
 from sora_cli.providers.answers import display_url
 from sora_cli.providers.content import ERROR_BODY_LIMIT, ContentStream, open_content, read_capped
+from sora_cli.providers.openai.types import ApiSettings, Video, VideoPage, valid_video_id
 from sora_cli.providers.outcome import (
     Failure,
     ambiguous,
@@ -36,15 +37,7 @@ from sora_cli.providers.outcome import (
     transport_failure,
 )
 from sora_cli.providers.retry import hint_too_long, retry_delay
-from sora_cli.providers.types import (
-    Answer,
-    ApiSettings,
-    Attempt,
-    OnAttempt,
-    Video,
-    VideoPage,
-    valid_video_id,
-)
+from sora_cli.providers.wire import Answer, Attempt, OnAttempt
 
 __all__ = [
     "Answer", "ApiSettings", "Attempt", "ContentStream", "OnAttempt", "Video",

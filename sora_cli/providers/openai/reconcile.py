@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sora_cli.domain.jobs import Job
-from sora_cli.providers.client import OnAttempt, Video, VideosClient
-from sora_cli.providers.types import to_server
+from sora_cli.providers.openai.client import OnAttempt, Video, VideosClient
+from sora_cli.providers.wire import to_server
 
 MAX_PAGES = 10  # 1,000 videos: more than that since the attempt and we cannot tell
 
