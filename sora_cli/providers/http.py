@@ -1,0 +1,395 @@
+"""The HTTP machinery every provider adapter shares: connection pools, one retry loop
+with the SDK's rules (see retry.py), answers with their request id and clock skew,
+and result streams that carry credentials only to the provider's own origin.
+
+A provider's client subclasses `HttpApi` and says only what differs: its headers
+(`common_headers`, `auth_headers`, called for every request, so a per-request token
+such as a signed JWT or a refreshed OAuth token fits), the header that carries its
+request id, and its calls. Creates (``billed=True``: they start a billed job) are
+only re-sent when the request provably never reached the server or was refused
+without effect; any other failure raises AmbiguousCreate at once, for the runner
+to reconcile (see outcome.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import importlib.metadata
+import itertools
+import random
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, Protocol
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from sora_cli.domain.text import mask_key
+from sora_cli.errors import ApiError, InvalidInput, SoraError
+from sora_cli.providers.answers import display_url
+from sora_cli.providers.content import (
+    ERROR_BODY_LIMIT,
+    ContentStream,
+    open_content,
+    origin,
+    read_capped,
+)
+from sora_cli.providers.outcome import (
+    Failure,
+    json_object,
+    status_failure,
+    success_failure,
+    transport_failure,
+)
+from sora_cli.providers.retry import hint_too_long, retry_delay
+from sora_cli.providers.wire import Answer, Attempt, OnAttempt
+
+POOL_SIZE: Final = 8  # connections per httpx client (see HttpApi.__init__)
+MAX_JSON_BYTES: Final = 10 * 1024 * 1024
+CONNECT_TIMEOUT: Final = 10.0
+ImageFile = tuple[str, bytes, str]  # file name, bytes, content type
+
+
+class Endpoint(Protocol):
+    """Where a provider's API is and how hard to try: what `HttpApi` reads."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def api_key(self) -> str: ...
+
+    @property
+    def timeout(self) -> float: ...
+
+    @property
+    def max_retries(self) -> int: ...
+
+    @property
+    def ca_bundle(self) -> str | None: ...
+
+
+@dataclass(frozen=True, repr=False)
+class EndpointSettings:
+    """An `Endpoint` for the providers whose client needs nothing more."""
+
+    base_url: str
+    api_key: str
+    timeout: float = 60.0
+    max_retries: int = 5
+    ca_bundle: str | None = None
+
+    def __repr__(self) -> str:
+        return (f"EndpointSettings(base_url={self.base_url!r}, "
+                f"api_key={mask_key(self.api_key)!r}, timeout={self.timeout!r}, "
+                f"max_retries={self.max_retries!r}, ca_bundle={self.ca_bundle!r})")
+
+
+@dataclass(frozen=True)
+class Multipart:
+    """A multipart/form-data body: plain fields and file parts."""
+
+    fields: dict[str, str]
+    files: dict[str, ImageFile]
+
+
+Body = dict[str, Any] | Multipart
+
+
+def user_agent() -> str:
+    try:
+        version = importlib.metadata.version("sora-cli")
+    except importlib.metadata.PackageNotFoundError:
+        version = "0"
+    return f"sora-cli/{version}"
+
+
+class _RetryLater(Exception):
+    def __init__(self, error: SoraError, delay: float) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.delay = delay
+
+
+def _wait(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    return exc.delay if isinstance(exc, _RetryLater) else 0.0
+
+
+@dataclass
+class _Pool:
+    http: httpx.AsyncClient
+    busy: int = 0
+
+
+class HttpApi:
+    """One provider API's connections and calls (subclass it; see the module docstring)."""
+
+    REQUEST_ID_HEADER: str = "x-request-id"
+    POLL_AFTER_HEADER: str = "openai-poll-after-ms"
+
+    def __init__(
+        self,
+        settings: Endpoint,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+        max_connections: int = 64,
+    ) -> None:
+        self._settings = settings
+        self._base = settings.base_url.rstrip("/")
+        base = httpx.URL(self._base) if "://" in self._base else None
+        if base is None or base.scheme not in ("http", "https") or not base.host:
+            raise InvalidInput(f"invalid API base URL {display_url(self._base)!r}")
+        self._origin = origin(base)
+        self._sleep = sleep
+        self._rng = rng
+        self._transport = transport
+        # Made once (it reads the CA file), shared by the pools; a bad CA bundle fails here.
+        self._tls = httpx.create_ssl_context(self._verify()) if transport is None else True
+        # Requests wait for a connection here, not in httpcore's pool, whose bookkeeping
+        # costs O(connections^2) per request plus a poll(2) per idle connection: hundreds
+        # of jobs' polls would pay that on every request. So the connections are split
+        # into small pools (one httpx client each, opened as the load needs them), a
+        # request takes the least busy one, and downloads, which hold a connection for
+        # long, never take the last few.
+        self._slots = asyncio.Semaphore(max_connections)
+        self._download_slots = asyncio.Semaphore(max(1, max_connections - 4))
+        self._pools: list[_Pool] = []
+        self._max_pools = -(-max_connections // POOL_SIZE)
+
+    def _verify(self) -> ssl.SSLContext | bool:
+        path = self._settings.ca_bundle
+        if path is None:
+            return True  # httpx default: certifi, or SSL_CERT_FILE/SSL_CERT_DIR via trust_env
+        try:
+            return ssl.create_default_context(cafile=path)
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise InvalidInput(f"cannot use CA bundle {path}: {reason}") from exc
+
+    # -- what a provider says about itself (override) -----------------------------------
+
+    def common_headers(self) -> dict[str, str]:
+        """Headers on every request, credentials aside."""
+        return {"User-Agent": user_agent(), "Accept": "application/json"}
+
+    async def auth_headers(self) -> dict[str, str]:
+        """The credentials, asked for on every request (a per-request token fits here)."""
+        return {"Authorization": f"Bearer {self._settings.api_key}"}
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> HttpApi:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for pool in self._pools:
+            await pool.http.aclose()
+
+    def _new_pool(self) -> _Pool:
+        http = httpx.AsyncClient(
+            transport=self._transport,
+            timeout=httpx.Timeout(self._settings.timeout, connect=CONNECT_TIMEOUT),
+            limits=httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE),
+            follow_redirects=False,
+            headers=self.common_headers(),
+            verify=self._tls,
+            trust_env=self._transport is None,  # env proxies would bypass an injected one
+        )
+        self._pools.append(_Pool(http))
+        return self._pools[-1]
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[httpx.AsyncClient]:
+        """A client of the least busy pool, for one request (a new pool when all are full)."""
+        async with self._slots:
+            pool = min(self._pools, key=lambda p: p.busy, default=None)
+            if pool is None or (pool.busy >= POOL_SIZE and len(self._pools) < self._max_pools):
+                pool = self._new_pool()
+            pool.busy += 1
+            try:
+                yield pool.http
+            finally:
+                pool.busy -= 1
+
+    # -- where a request goes ---------------------------------------------------------
+
+    def own_url(self, target: str) -> str:
+        """A path under the base URL, or an absolute URL the provider handed back, which
+        must be on the provider's own origin (the credentials go with it)."""
+        if "://" not in target:
+            return self._base + target
+        try:
+            url = httpx.URL(target)
+        except (httpx.InvalidURL, TypeError):
+            raise ApiError(f"unusable URL from the provider: {display_url(target)}") from None
+        if origin(url) != self._origin or url.userinfo:
+            raise ApiError(f"the provider handed back a URL on another origin "
+                           f"({display_url(target)}); it is not followed")
+        return str(url)
+
+    def same_origin(self, target: str) -> bool:
+        try:
+            return origin(httpx.URL(target)) == self._origin
+        except (httpx.InvalidURL, TypeError):
+            return False
+
+    # -- results ----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def open_stream(self, url: str, *, offset: int = 0,
+                          params: dict[str, str] | None = None) -> AsyncIterator[ContentStream]:
+        """One GET of a result's bytes (no retry here: download.py owns retrying).
+
+        Credentials go only to the provider's own origin: a result on a CDN or a signed
+        storage URL is fetched without them, and so is any redirect off the origin."""
+        headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
+        if self.same_origin(url) or "://" not in url:
+            headers.update(await self.auth_headers())
+        if offset > 0:
+            headers["Range"] = f"bytes={offset}-"
+        target = self._base + url if "://" not in url else url
+        async with self._download_slots, self._connection() as http:  # until the body is read
+            response = await open_content(
+                http, target, params=params or {}, headers=headers,
+                base=self._base, read_timeout=self._settings.timeout,
+                api_key=self._settings.api_key,
+            )
+            try:
+                yield ContentStream(response, base=self._base,
+                                    read_timeout=self._settings.timeout)
+            finally:
+                await response.aclose()
+
+    # -- calls --------------------------------------------------------------------------
+
+    def _answer(self, value: Any, headers: httpx.Headers) -> Answer[Any]:
+        poll = headers.get(self.POLL_AFTER_HEADER, "").strip()
+        return Answer(value=value, request_id=headers.get("x-request-id"),
+                      poll_after_ms=int(poll) if poll.isdigit() else None,
+                      server_skew=_skew(headers.get("date")))
+
+    async def call(self, method: str, target: str, *, body: Body | None = None,
+                   params: dict[str, str] | None = None, on_attempt: OnAttempt | None = None,
+                   billed: bool = False) -> Answer[dict[str, Any]]:
+        """A JSON call to a path under the base URL or a URL on the provider's origin."""
+        data, headers = await self._call(method, target, body=body, params=params,
+                                         on_attempt=on_attempt, billed=billed)
+        return self._answer(data, headers)
+
+    async def _call(self, method: str, path: str, *, body: Body | None = None,
+                    params: dict[str, str] | None = None, on_attempt: OnAttempt | None,
+                    billed: bool = False) -> tuple[dict[str, Any], httpx.Headers]:
+        url = self.own_url(path)
+        numbers = itertools.count(1)
+
+        async def once() -> tuple[dict[str, Any], httpx.Headers]:
+            return await self._attempt(method, url, next(numbers), body, params,
+                                       on_attempt, billed)
+
+        try:  # the usual case, one attempt, without building the retry machinery
+            return await once()
+        except _RetryLater as first:
+            await self._sleep(first.delay)
+        retrying = AsyncRetrying(  # the attempts left after the first
+            retry=retry_if_exception_type(_RetryLater), wait=_wait, sleep=self._sleep,
+            stop=stop_after_attempt(self._settings.max_retries), reraise=True,
+        )
+        try:
+            result: tuple[dict[str, Any], httpx.Headers] = await retrying(once)
+        except _RetryLater as exc:  # unreachable: _attempt stops before the bound
+            raise exc.error from exc
+        return result
+
+    async def _attempt(self, method: str, url: str, number: int, body: Body | None,
+                       params: dict[str, str] | None, on_attempt: OnAttempt | None,
+                       billed: bool) -> tuple[dict[str, Any], httpx.Headers]:
+        failure: Failure | None
+        path = _log_path(url, self._base)
+        try:
+            status, headers, raw, complete = await self._exchange(method, url, body, params)
+        except httpx.HTTPError as exc:
+            failure = transport_failure(exc, billed=billed, attempts=number, base=self._base,
+                                        read_timeout=self._settings.timeout)
+        else:
+            failure = (
+                success_failure(status, headers, raw, complete, billed=billed,
+                                limit=MAX_JSON_BYTES) if 200 <= status < 300
+                else status_failure(status, headers, raw, billed=billed,
+                                    api_key=self._settings.api_key))
+            if failure is None:
+                _report(on_attempt, Attempt(method, path, number, status,
+                                            headers.get("x-request-id"), None, None))
+                return json_object(raw), headers
+        retry = (failure.retryable and number <= self._settings.max_retries
+                 and not (failure.headers is not None and hint_too_long(failure.headers)))
+        delay = retry_delay(failure.headers, number - 1, self._rng) if retry else None
+        _report(on_attempt, Attempt(method, path, number, failure.http_status,
+                                    failure.request_id, failure.short, delay))
+        if delay is not None:
+            raise _RetryLater(failure.error, delay)
+        raise failure.error
+
+    async def _exchange(self, method: str, url: str, body: Body | None,
+                        params: dict[str, str] | None
+                        ) -> tuple[int, httpx.Headers, bytes, bool]:
+        auth = await self.auth_headers()
+        async with self._connection() as http:
+            if isinstance(body, Multipart):  # rebuilt from bytes on every attempt
+                request = http.build_request(method, url, data=body.fields,
+                                             files=body.files, params=params, headers=auth)
+            else:
+                request = http.build_request(method, url, json=body, params=params,
+                                             headers=auth)
+            response = await http.send(request, stream=True)
+            try:
+                limit = MAX_JSON_BYTES if response.is_success else ERROR_BODY_LIMIT
+                raw, complete = await read_capped(response, limit)
+            finally:
+                await response.aclose()
+        return response.status_code, self._with_request_id(response.headers), raw, complete
+
+    def _with_request_id(self, headers: httpx.Headers) -> httpx.Headers:
+        """The provider's request id under `x-request-id`, where the error and attempt
+        code reads it, whatever header the provider sends it in."""
+        name = self.REQUEST_ID_HEADER
+        if name != "x-request-id" and name in headers:
+            headers = httpx.Headers(headers)
+            headers["x-request-id"] = headers[name]
+        return headers
+
+
+def _log_path(url: str, base: str) -> str:
+    """What the attempt log says a request went to: the path under the base (as before),
+    or an absolute URL's path, never its query string (signed URLs carry secrets)."""
+    if url.startswith(base + "/") or url == base:
+        return url[len(base):].split("?", 1)[0] or "/"
+    return httpx.URL(url).path
+
+
+def _skew(date: str | None) -> float | None:
+    """The server's clock minus ours, from its Date header (None when it sent none)."""
+    if not date:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+    return when - time.time()
+
+
+def _report(on_attempt: OnAttempt | None, attempt: Attempt) -> None:
+    if on_attempt is not None:
+        on_attempt(attempt)
+
