@@ -18,8 +18,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
+from sora_cli.domain.providers import BUILTIN, OPENAI
 from sora_cli.domain.text import mask_key
 from sora_cli.errors import InvalidInput, StoreError
+from sora_cli.provider_settings import (
+    ProviderSettings,
+    openai_caps,
+    read_aliases,
+    read_tables,
+)
+from sora_cli.provider_settings import build as build_providers
 
 DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
 APP_NAME: Final = "sora"
@@ -55,6 +63,29 @@ class Settings:
     fleet_max_in_flight: int | None = None  # stored in the store for every runner; 0 clears
     # `sora serve`: the bearer token every request needs (required off loopback)
     serve_token: str | None = field(default=None, repr=False)
+    # The other providers' settings (`[providers.NAME]`, their env variables); openai's
+    # are the top-level ones above, plus its caps here.
+    providers: tuple[ProviderSettings, ...] = ()
+    openai_max_in_flight: int | None = None
+    openai_creates_per_minute: int | None = None
+    aliases: tuple[tuple[str, str], ...] = ()  # `[aliases]`: name -> model reference
+
+    def provider(self, name: str) -> ProviderSettings | None:
+        """One provider's settings (None for a provider sora does not know)."""
+        if name == OPENAI:
+            return ProviderSettings(
+                OPENAI, self.base_url, BUILTIN[OPENAI].key_env, self.api_key,
+                self.openai_max_in_flight, self.openai_creates_per_minute)
+        for p in self.providers or _default_providers():
+            if p.name == name:
+                return p
+        return None
+
+    def provider_names(self) -> tuple[str, ...]:
+        return tuple(BUILTIN)
+
+    def alias_map(self) -> dict[str, str]:
+        return dict(self.aliases)
 
     @property
     def db_path(self) -> Path:
@@ -92,7 +123,12 @@ class Settings:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "api_key":
+            if f.name == "providers":
+                value = {n: p.public_dict() for n in self.provider_names()
+                         if (p := self.provider(n)) is not None}
+            elif f.name == "aliases":
+                value = dict(self.aliases)
+            elif f.name == "api_key":
                 value = self.masked_key()
             elif f.name == "serve_token":
                 value = "***" if value else None  # no part of it: it is the whole secret
@@ -177,12 +213,17 @@ def _read_toml(path: Path, warn: list[str]) -> dict[str, Any]:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"config file {path} is not valid TOML: {exc}") from None
-    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+    private = not path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+    if not private:
         for key in SECRET_KEYS:
             if key in data:
                 warn.append(f"ignoring {key} in {path}: the file is readable by others "
                             "(chmod 600 it)")
                 data.pop(key)
+    if "providers" in data:  # keys in its tables count only from a private file, too
+        data["providers"] = read_tables(data["providers"], str(path), warn, key_allowed=private)
+    if "aliases" in data:
+        data["aliases"] = read_aliases(data["aliases"], str(path))
     return data
 
 
@@ -216,10 +257,13 @@ def load_settings(env: Mapping[str, str] | None = None, warn: list[str] | None =
     home = default_home(env)
     values: dict[str, Any] = {"home": home}
     config_file = None
+    tables: dict[str, Any] = {}
     for candidate in _config_candidates(home, env):
         data = _read_toml(candidate, warnings)
         if data or candidate.exists():
             config_file = candidate
+            tables = data.pop("providers", {})
+            values["aliases"] = tuple(data.pop("aliases", {}).items())
             for key, value in data.items():
                 if key not in _INT_KEYS | _FLOAT_KEYS | _STR_KEYS | _BOOL_KEYS:
                     warnings.append(f"{candidate}: unknown setting {key!r} ignored")
@@ -234,6 +278,10 @@ def load_settings(env: Mapping[str, str] | None = None, warn: list[str] | None =
             if name and env.get(name):
                 values[key] = _coerce(key, env[name], name)
                 break
+    values["providers"] = build_providers(tables, env)
+    caps = openai_caps(tables, env)
+    values["openai_max_in_flight"] = caps["max_in_flight"]
+    values["openai_creates_per_minute"] = caps["creates_per_minute"]
     settings = Settings(**values)
     _check(settings)
     return settings
@@ -259,6 +307,11 @@ def _check(s: Settings) -> None:
                            f"{mask_url(s.database_url)!r})")
     if not s.base_url.startswith(("http://", "https://")):
         raise InvalidInput(f"base_url must start with http:// or https:// (got {s.base_url!r})")
+
+
+def _default_providers() -> tuple[ProviderSettings, ...]:
+    """The providers' built-in settings (for Settings made without load_settings)."""
+    return build_providers({}, {})
 
 
 def ensure_home(home: Path) -> None:

@@ -141,7 +141,7 @@ BAD_LINES = {
     "size": ("line 3: sora-2 does not support size 1792x1024", '{"prompt": "x", "size": '
              '"1792x1024"}'),
     "type": ("line 3: 'label' must be a string", '{"prompt": "x", "label": 7}'),
-    "bool seconds": ("line 3: \"seconds\" must be 4, 8 or 12", '{"prompt": "x", "seconds": '
+    "bool seconds": ("line 3: \"seconds\" must be a whole number", '{"prompt": "x", "seconds": '
                      'true}'),
     "label": ("line 3: --label must be one line", '{"prompt": "x", "label": "a\\nb"}'),
     "not object": ("line 3: not valid JSON", "{not json at all}"),

@@ -232,10 +232,11 @@ def test_dry_run_json_has_the_request_fields(home: Path) -> None:
     assert r.exit_code == 0, r.stderr
     rows = [json.loads(x) for x in r.stdout.splitlines()]
     assert rows == [
-        {"prompt": "one", "model": "sora-2", "size": "720x1280", "seconds": 4, "image": None,
-         "label": "b7", "estimated_cost_usd": 0.4},
-        {"prompt": "two", "model": "my-deploy", "size": "720x1280", "seconds": 8,
-         "image": None, "label": "b7", "estimated_cost_usd": None},
+        {"prompt": "one", "provider": "openai", "model": "sora-2", "size": "720x1280",
+         "seconds": 4, "image": None, "label": "b7", "params": None, "estimated_cost_usd": 0.4},
+        {"prompt": "two", "provider": "openai", "model": "my-deploy", "size": "720x1280",
+         "seconds": 8, "image": None, "label": "b7", "params": None,
+         "estimated_cost_usd": None},
     ]
     assert recorded(home) == 0
     assert sora("submit", "--dry-run", "-q", "x").stdout == ""

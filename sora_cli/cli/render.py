@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from sora_cli.domain.catalogue import cost_of
 from sora_cli.domain.jobs import Job
 from sora_cli.domain.text import clean
 
@@ -38,7 +39,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "id": job.id, "remote_id": job.remote_id, "status": job.status.value,
         "remote_status": job.remote_status, "progress": job.progress, "prompt": job.prompt,
         "model": job.model, "size": job.size, "seconds": job.seconds,
-        "estimated_cost_usd": job.estimated_cost,
+        "estimated_cost_usd": cost_of(job),
         "created_at": iso(job.created_at), "submitted_at": iso(job.submitted_at),
         "completed_at": iso(job.completed_at), "updated_at": iso(job.updated_at),
         "expires_at": iso(job.expires_at), "error": error, "output_path": job.output_path,
@@ -85,7 +86,7 @@ def table(jobs: Sequence[Job], *, colour: bool, prompt_width: int = 40) -> str:
             *(("LABEL",) if labels else ()), "PROMPT")
     rows = [
         (j.id, j.status.value, f"{j.progress}%", _short(j.model, 40), _short(j.size, 20),
-         str(j.seconds), cost_text(j.estimated_cost),
+         str(j.seconds), cost_text(cost_of(j)),
          (iso(j.created_at) or "")[:19].replace("T", " "),
          *((_short(j.label or "-", 24),) if labels else ()),
          _short(j.prompt, prompt_width))
@@ -113,7 +114,7 @@ def detail(job: Job, *, colour: bool, links: Mapping[str, Sequence[str]] | None 
     for key, ids in (links or {}).items():
         if ids:
             lines.append(f"  {key + ':':15} {', '.join(ids)}")
-    lines.append(f"  {'estimated_cost:':15} {cost_text(job.estimated_cost)} (estimate)")
+    lines.append(f"  {'estimated_cost:':15} {cost_text(cost_of(job))} (estimate)")
     if job.error is not None:
         e = job.error
         where = ", ".join(x for x in (

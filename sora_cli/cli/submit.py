@@ -26,7 +26,9 @@ from sora_cli.cli.common import (
 )
 from sora_cli.cli.render import cost_text, json_line
 from sora_cli.domain.batch import BatchLine, check_request, parse_batch
-from sora_cli.domain.jobs import VideoRequest, estimated_cost, parse_seconds
+from sora_cli.domain.jobs import VideoRequest
+from sora_cli.domain.models import Defaults, Draft, parse_params, parse_whole_seconds, resolve
+from sora_cli.domain.money import request_cost
 from sora_cli.domain.text import clean
 from sora_cli.errors import InvalidInput
 from sora_cli.services.context import Context
@@ -42,15 +44,23 @@ def submit_cmd(
                                  "with --file."),
     file: str = typer.Option(None, "--file", "-f", metavar="FILE", help="Many jobs: one "
                              "prompt per line, or JSON Lines with prompt and optional model, "
-                             "size, seconds, image, label; - reads stdin. Blank lines and # "
-                             "comments are skipped."),
-    model: str = typer.Option(None, "--model", "-m", help="Model or deployment name "
-                              "[default: from config, sora-2]."),
-    seconds: str = typer.Option(None, "--seconds", "-s", help="4, 8 or 12 [default: 4]."),
-    size: str = typer.Option(None, "--size", help="720x1280, 1280x720, 1024x1792 or "
-                             "1792x1024 (the last two: sora-2-pro) [default: 720x1280]."),
+                             "size, seconds, image, label, params; - reads stdin. Blank lines "
+                             "and # comments are skipped."),
+    model: str = typer.Option(None, "--model", "-m", metavar="[PROVIDER:]MODEL",
+                              help="fal:ENDPOINT, replicate:OWNER/NAME, an alias (sora models) "
+                              "or an OpenAI-contract model [default: from config, sora-2]."),
+    seconds: str = typer.Option(None, "--seconds", "-s", help="Length, one the model takes "
+                                "(sora models) [default: the model's; sora-2: 4]."),
+    size: str = typer.Option(None, "--size", metavar="WxH", help="Mapped onto the model's "
+                             "aspect ratio and resolution; sora-2: 720x1280 or 1280x720, "
+                             "sora-2-pro also 1024x1792, 1792x1024 [default: the model's]."),
+    param: list[str] = typer.Option(None, "--param", "-p", metavar="KEY=VALUE",
+                                    help="A field of the model's input, sent as given (JSON "
+                                    "when VALUE parses as JSON, else a string); repeatable; "
+                                    "overrides what --seconds/--size map to."),
     image: str = typer.Option(None, "--image", metavar="PATH|URL", help="Image reference: a "
-                              "JPEG, PNG or WebP file of exactly --size pixels, or a URL."),
+                              "JPEG, PNG or WebP file (sora-2: of exactly --size pixels), or "
+                              "a URL; sent in the model's image field."),
     fit: bool = typer.Option(False, "--fit", help="Resize and crop the image to --size "
                              "(needs Pillow: pip install 'sora-cli[image]')."),
     label: str = typer.Option(None, "--label", metavar="TEXT", help="Free text to group "
@@ -73,11 +83,12 @@ def submit_cmd(
     """Record a text-to-video job and print its id at once; a runner sends it.
 
     \b
-    sora submit "a corgi surfing at sunset" --seconds 8 --size 1280x720
+    sora submit -m kling "a corgi surfing at sunset" --seconds 5 --size 1280x720
+    sora submit -m replicate:google/veo-3 "a lighthouse at dawn" -p generate_audio=false
     echo "a red fox" | sora submit -
     path=$(sora submit "a lighthouse at dawn" --download -o clips/)
     sora submit --file prompts.txt --label batch-7 > ids.txt
-    sora submit --dry-run "a storm at sea" --model sora-2-pro --seconds 12
+    sora submit --dry-run "a storm at sea" --model fal:fal-ai/veo3 --seconds 8
     """
     if (prompt is None) == (file is None):
         raise InvalidInput("give a PROMPT or --file FILE (one of the two)")
@@ -87,15 +98,18 @@ def submit_cmd(
         raise InvalidInput("--dry-run records nothing: it cannot --wait or --download")
     ctx = open_context(tctx)
     s = ctx.settings
-    defaults = VideoRequest(prompt="", model=model or s.model, size=size or s.size,
-                            seconds=parse_seconds(seconds if seconds is not None else s.seconds),
-                            label=label, image=image)
+    draft = Draft(prompt="", model=model, size=size, label=label, image=image,
+                  seconds=None if seconds is None else parse_whole_seconds(seconds),
+                  params=parse_params(param or []))
+    defaults = Defaults(model=s.model, size=s.size, seconds=s.seconds, aliases=s.alias_map(),
+                        known=s.provider_names())
     source = None if file is None else "stdin" if file == "-" else file
     if file is not None:
-        items = parse_batch(_read(file), defaults=defaults, source=str(source))
+        items = parse_batch(_read(file), defaults=draft, source=str(source),
+                            resolve=lambda d: resolve(d, defaults))
     else:
         text = sys.stdin.read().rstrip("\n") if prompt == "-" else prompt
-        items = [BatchLine(0, check_request(replace(defaults, prompt=text)))]
+        items = [BatchLine(0, check_request(resolve(replace(draft, prompt=text), defaults)))]
     origins = [f"{source} line {i.line}" for i in items] if source is not None else None
     if dry_run:
         _dry_run(ctx, items, fit=fit, force=force, origins=origins, source=source,
@@ -157,20 +171,25 @@ def _dry_run(ctx: Context, items: Sequence[BatchLine], *, fit: bool, force: bool
 
 def request_dict(req: VideoRequest) -> dict[str, object]:
     """What would be sent for one job, with `job_dict`'s field names."""
-    return {"prompt": req.prompt, "model": req.model, "size": req.size,
-            "seconds": req.seconds, "image": req.image, "label": req.label,
-            "estimated_cost_usd": estimated_cost(req.model, req.size, req.seconds)}
+    return {"prompt": req.prompt, "provider": req.provider, "model": req.model,
+            "size": req.size or None, "seconds": req.seconds or None, "image": req.image,
+            "label": req.label, "params": dict(req.params) if req.params else None,
+            "estimated_cost_usd": request_cost(req)}
+
+
+def _ref(req: VideoRequest) -> str:
+    return req.model if req.provider == "openai" else f"{req.provider}:{req.model}"
 
 
 def request_table(requests: Sequence[VideoRequest]) -> list[str]:
     head = ("MODEL", "SIZE", "SECS", "EST.COST", "LABEL", "IMAGE", "PROMPT")
-    rows = [(r.model, r.size, str(r.seconds),
-             cost_text(estimated_cost(r.model, r.size, r.seconds)),
+    rows = [(_cell(_ref(r), 60), r.size or "-", str(r.seconds or "-"),
+             cost_text(request_cost(r)),
              _cell(r.label, 24), _cell(r.image, 40), _cell(r.prompt, 60)) for r in requests]
     widths = [max(len(row[i]) for row in (head, *rows)) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
              for row in (head, *rows)]
-    costs = [c for r in requests if (c := estimated_cost(r.model, r.size, r.seconds)) is not None]
+    costs = [c for r in requests if (c := request_cost(r)) is not None]
     unpriced = len(requests) - len(costs)
     jobs = f"{len(requests)} job" + ("s" if len(requests) != 1 else "")
     lines.append(f"total: {jobs}, ~${sum(costs):.2f} estimated"

@@ -2,21 +2,23 @@
 
 Pure rules, no I/O (the caller reads the text). A line is either a prompt, or a JSON
 object (a line starting with `{`) with `prompt` and optionally `model`, `size`,
-`seconds`, `image`, `label`. Blank lines and lines starting with `#` are skipped (a
-prompt that starts with `#` is written as JSON). Fields a line leaves out come from
-the command's options, then the config. The first bad line fails the whole batch
-with its line number.
+`seconds`, `image`, `label` and `params` (the model's own input fields, as with
+`--param`). Blank lines and lines starting with `#` are skipped (a prompt that starts
+with `#` is written as JSON). Fields a line leaves out come from the command's options,
+then the config. The first bad line fails the whole batch with its line number.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from sora_cli.domain.jobs import VideoRequest, parse_seconds, validate_request
+from sora_cli.domain.jobs import VideoRequest, validate_request
+from sora_cli.domain.models import Draft, check_params, parse_whole_seconds
 from sora_cli.errors import InvalidInput
 
-FIELDS: Final = ("prompt", "model", "size", "seconds", "image", "label")
+FIELDS: Final = ("prompt", "model", "size", "seconds", "image", "label", "params")
 MAX_LABEL_CHARS: Final = 200
 
 
@@ -38,25 +40,28 @@ def check_label(label: str | None) -> str | None:
 
 def check_request(req: VideoRequest) -> VideoRequest:
     """Everything the domain checks, plus the label and the image reference's form."""
-    req = validate_request(req)
+    if req.provider == "openai":
+        req = validate_request(req)  # the others were checked against their model (models.py)
     check_label(req.label)
     if req.image is not None and not req.image.strip():
         raise InvalidInput("--image is empty")
     return req
 
 
-def parse_batch(text: str, *, defaults: VideoRequest, source: str) -> list[BatchLine]:
-    """Every job of a batch, in input order; InvalidInput naming `source` and the line."""
+def parse_batch(text: str, *, defaults: Draft, resolve: Callable[[Draft], VideoRequest],
+                source: str) -> list[BatchLine]:
+    """Every job of a batch, in input order; InvalidInput naming `source` and the line.
+
+    A line's `params` are laid over the options' (`--param`), key by key."""
     out: list[BatchLine] = []
     for n, raw in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         try:
-            req = _from_json(line, defaults) if line.startswith("{") else VideoRequest(
-                line, defaults.model, defaults.size, defaults.seconds, defaults.label,
-                defaults.image)
-            out.append(BatchLine(n, check_request(req)))
+            draft = (_from_json(line, defaults) if line.startswith("{")
+                     else replace(defaults, prompt=line))
+            out.append(BatchLine(n, check_request(resolve(draft))))
         except InvalidInput as exc:
             raise InvalidInput(f"{source} line {n}: {exc}") from None
     if not out:
@@ -64,7 +69,7 @@ def parse_batch(text: str, *, defaults: VideoRequest, source: str) -> list[Batch
     return out
 
 
-def _from_json(line: str, defaults: VideoRequest) -> VideoRequest:
+def _from_json(line: str, defaults: Draft) -> Draft:
     import json
 
     try:
@@ -84,8 +89,12 @@ def _from_json(line: str, defaults: VideoRequest) -> VideoRequest:
             continue  # null: as if left out
         if key == "seconds":
             if isinstance(value, bool) or not isinstance(value, int | str):
-                raise InvalidInput(f"\"seconds\" must be 4, 8 or 12 (got {value!r})")
-            fields[key] = parse_seconds(value)
+                raise InvalidInput(f"\"seconds\" must be a whole number (got {value!r})")
+            fields[key] = parse_whole_seconds(value)
+        elif key == "params":
+            if not isinstance(value, dict):
+                raise InvalidInput(f"\"params\" must be a JSON object (got {value!r})"[:200])
+            fields[key] = {**defaults.params, **check_params(value, "\"params\"")}
         elif not isinstance(value, str):
             raise InvalidInput(f"{key!r} must be a string (got {value!r})")
         else:

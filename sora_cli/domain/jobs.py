@@ -6,9 +6,10 @@ Pure rules, no I/O: nothing here imports an HTTP, database or terminal library.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from sora_cli.errors import IllegalTransition, InvalidInput
 
@@ -109,6 +110,10 @@ class VideoRequest:
     image: str | None = None  # image reference: a file under SORA_HOME/inputs, or a URL
     remix_of: str | None = None  # local id of the completed job this one remixes
     retry_of: str | None = None  # local id of the failed/cancelled job this one retries
+    provider: str = "openai"  # whose model: `model` is that provider's id, no prefix
+    # The model's input fields besides the prompt and the image: --seconds/--size mapped
+    # onto them (catalogued models), then --param values over those. Sent as they are.
+    params: Mapping[str, Any] | None = None
 
 
 def parse_seconds(value: str | int) -> int:
@@ -237,10 +242,23 @@ class Job:
     retry_of: str | None = None
     thumbnail_path: str | None = None
     output_host: str | None = None  # the host whose runner saved output_path
+    provider: str = "openai"
+    params: Mapping[str, Any] | None = None  # the model's input fields (see VideoRequest)
+    # What the provider handed back to address the job (fal's status/response/cancel
+    # URLs, a result URL once known): the adapter's to read, kept as it gave it.
+    remote_handle: Mapping[str, Any] | None = None
 
     @property
     def estimated_cost(self) -> float | None:
-        return estimated_cost(self.model, self.size, self.seconds)
+        """The Videos contract's price; any provider's: `catalogue.job_cost`."""
+        if self.provider == "openai":
+            return estimated_cost(self.model, self.size, self.seconds)
+        return None
+
+    @property
+    def model_ref(self) -> str:
+        """The model as the user names it: `PROVIDER:MODEL`, or the bare openai name."""
+        return self.model if self.provider == "openai" else f"{self.provider}:{self.model}"
 
     def with_status(self, status: JobStatus, **changes: object) -> Job:
         check_transition(self.id, self.status, status)

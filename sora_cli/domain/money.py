@@ -18,11 +18,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from sora_cli.domain.catalogue import job_cost
 from sora_cli.domain.durations import parse_duration
-from sora_cli.domain.jobs import VideoRequest, estimated_cost
+from sora_cli.domain.jobs import VideoRequest
 from sora_cli.errors import BudgetExceeded
 
-GROUPINGS: Final = ("day", "model", "label")
+GROUPINGS: Final = ("day", "model", "label", "provider")
 
 
 
@@ -69,6 +70,7 @@ class PriceCount:
     count: int
     label: str | None = None
     day: int | None = None  # index into `day_starts(...)`, 0 = today
+    provider: str = "openai"
 
 
 @dataclass
@@ -84,7 +86,7 @@ class CostLine:
     def add(self, row: PriceCount) -> None:
         self.jobs += row.count
         self.seconds += row.seconds * row.count
-        each = estimated_cost(row.model, row.size, row.seconds)
+        each = job_cost(row.provider, row.model, row.size, row.seconds)
         if each is None:
             self.unpriced_jobs += row.count
         else:
@@ -119,7 +121,9 @@ def cost_report(rows: Iterable[PriceCount], *, by: str | None,
 
 def _key(row: PriceCount, by: str, days: Sequence[float]) -> str | None:
     if by == "model":
-        return row.model
+        return row.model if row.provider == "openai" else f"{row.provider}:{row.model}"
+    if by == "provider":
+        return row.provider
     if by == "label":
         return row.label
     if row.day is None or row.day >= len(days):
@@ -130,6 +134,11 @@ def _key(row: PriceCount, by: str, days: Sequence[float]) -> str | None:
 # --- budgets ----------------------------------------------------------------------------
 
 
+def request_cost(req: VideoRequest) -> float | None:
+    """Estimated USD for the job a request makes, or None (no known price)."""
+    return job_cost(req.provider, req.model, req.size, req.seconds)
+
+
 def check_budget(requests: Sequence[VideoRequest], *, spent_today: float,
                  max_job_cost: float | None, max_daily_cost: float | None,
                  origins: Sequence[str] | None = None) -> None:
@@ -138,7 +147,7 @@ def check_budget(requests: Sequence[VideoRequest], *, spent_today: float,
     `origins` say where each request came from ("FILE line N"), named in the message."""
     if max_job_cost is not None:
         for n, req in enumerate(requests):
-            cost = estimated_cost(req.model, req.size, req.seconds)
+            cost = request_cost(req)
             if cost is not None and cost > max_job_cost + 1e-9:
                 where = f"{origins[n]}: " if origins is not None else ""
                 raise BudgetExceeded(
@@ -146,8 +155,7 @@ def check_budget(requests: Sequence[VideoRequest], *, spent_today: float,
                     f"{money(max_job_cost)} by {money(cost - max_job_cost)} "
                     "(--force submits anyway)")
     if max_daily_cost is not None:
-        adding = sum(c for r in requests
-                     if (c := estimated_cost(r.model, r.size, r.seconds)) is not None)
+        adding = sum(c for r in requests if (c := request_cost(r)) is not None)
         after = spent_today + adding
         if adding > 0 and after > max_daily_cost + 1e-9:
             jobs = f"{len(requests)} jobs" if len(requests) > 1 else "the job"

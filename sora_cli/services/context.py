@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sora_cli.config import Settings, ensure_home
-from sora_cli.errors import AuthError
+from sora_cli.errors import AuthError, InvalidInput
 from sora_cli.store.repository import Store
 
 
@@ -57,7 +57,14 @@ class Context:
         return self.hooks.start_runner(self.settings)
 
 
-def require_key(settings: Settings) -> None:
-    if not settings.api_key:
-        raise AuthError(
-            "no API key: set OPENAI_API_KEY (or api_key in the config file)")
+def require_key(settings: Settings, provider: str = "openai") -> None:
+    """AuthError (exit 4) naming the variable when `provider` has no key."""
+    found = settings.provider(provider)
+    if found is None:
+        raise InvalidInput(f"unknown provider {provider!r}")
+    if found.api_key:
+        return
+    if provider == "openai":
+        raise AuthError("no API key: set OPENAI_API_KEY (or api_key in the config file)")
+    raise AuthError(f"no API key for {provider}: set {found.key_env} (or api_key in "
+                    f"[providers.{provider}] of a 0600 config file)")

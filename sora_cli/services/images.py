@@ -94,16 +94,19 @@ def store_input(data: bytes, ext: str, home: Path) -> Path:
     return dest
 
 
-def prepare_image(ref: str, *, size: str, fit: bool, home: Path) -> str:
+def prepare_image(ref: str, *, size: str | None, fit: bool, home: Path) -> str:
     """What a job keeps as its image: the URL as given, or the path of a checked copy.
 
     Raises InvalidInput (exit 2) for a file that is missing, not a JPEG/PNG/WebP, or
-    not `size` pixels (unless `fit`); nothing is written then.
+    not `size` pixels (unless `fit`; no `size`: any size); nothing is written then.
     """
     if is_url(ref):
         if fit:
             raise InvalidInput("--fit needs an image file, not a URL")
         return ref
+    if size is None:
+        data, info = read_image(Path(ref).expanduser(), ref)
+        return _kept(data, info, ref, home)
     width, height = parse_size(size)
     if fit:
         require_pillow()  # the same answer whether or not this image needed fitting
@@ -115,6 +118,10 @@ def prepare_image(ref: str, *, size: str, fit: bool, home: Path) -> str:
                 "it (\"Inpaint image must match the requested width and height\"); resize it, "
                 "or add --fit to resize and crop it")
         data = fit_image(data, info, width, height)
+    return _kept(data, info, ref, home)
+
+
+def _kept(data: bytes, info: ImageInfo, ref: str, home: Path) -> str:
     try:
         return str(store_input(data, info.ext, home))
     except OSError as exc:

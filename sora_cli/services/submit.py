@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from sora_cli.domain.batch import BatchLine
-from sora_cli.domain.jobs import Job, VideoRequest, validate_request
+from sora_cli.domain.batch import BatchLine, check_request
+from sora_cli.domain.jobs import Job, VideoRequest
 from sora_cli.errors import InvalidInput
 from sora_cli.services.context import Context, require_key
 from sora_cli.services.spending import enforce_budget, spent_today
@@ -24,8 +24,9 @@ def submit(ctx: Context, requests: Sequence[VideoRequest], *, force: bool = Fals
     transaction, so parallel submits cannot together overshoot. `origins` say where each
     request came from (a batch's "FILE line N"), for the messages."""
     for req in requests:
-        validate_request(req)  # bad input (exit 2) is reported before a missing key (exit 4)
-    require_key(ctx.settings)
+        check_request(req)  # bad input (exit 2) is reported before a missing key (exit 4)
+    for provider in dict.fromkeys(req.provider for req in requests):
+        require_key(ctx.settings, provider)
     s = ctx.settings
     check = None
     if not force and (s.max_job_cost is not None or s.max_daily_cost is not None):
@@ -41,7 +42,7 @@ def preview(ctx: Context, requests: Sequence[VideoRequest], *, force: bool = Fal
     """What `submit --dry-run` checks (the requests, the budget): records nothing, needs
     no key, and creates no store."""
     for req in requests:
-        validate_request(req)
+        check_request(req)
     s = ctx.settings
     if force or (s.max_job_cost is None and s.max_daily_cost is None):
         return
@@ -63,10 +64,16 @@ def with_images(items: Sequence[BatchLine], *, fit: bool, home: Path,
     for item in items:
         req = item.request
         if req.image is not None:
-            key = (req.image, req.size)
+            # the OpenAI contract wants an image of exactly the video's size; the others
+            # take any size (the model fits it, or sets the video's aspect by it)
+            exact = req.size if req.provider == "openai" else None
+            key = (req.image, exact or "")
             try:
+                if fit and exact is None:
+                    raise InvalidInput(f"--fit resizes to the exact --size of an OpenAI-contract "
+                                       f"model; {req.provider} models take the image as it is")
                 if key not in kept:
-                    kept[key] = prepare_image(req.image, size=req.size, fit=fit, home=home)
+                    kept[key] = prepare_image(req.image, size=exact, fit=fit, home=home)
             except InvalidInput as exc:
                 where = f"{source} line {item.line}: " if source is not None else ""
                 raise InvalidInput(f"{where}{exc}") from None

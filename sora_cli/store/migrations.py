@@ -23,7 +23,7 @@ from sora_cli.errors import StoreError
 
 # The version this code writes. Kept here (not only in schema.py) so that the
 # common case, an up-to-date store, is checked without importing SQLModel.
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 # pg_advisory_xact_lock key: one migration at a time per PostgreSQL database.
 MIGRATION_LOCK: Final = 0x736F72615F6D6967  # "sora_mig"
 
@@ -72,7 +72,15 @@ def _v3_to_v4(conn: Any) -> None:
     conn.execute("ALTER TABLE runners RENAME COLUMN id TO runner_id")
 
 
-STEPS: Final[dict[int, Step]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+def _v4_to_v5(conn: Any) -> None:
+    """Jobs of any provider: whose model each job uses (every existing job is an
+    `openai` one), the model's input fields, and the provider's addressing data."""
+    conn.execute("ALTER TABLE jobs ADD COLUMN provider VARCHAR DEFAULT 'openai' NOT NULL")
+    conn.execute("ALTER TABLE jobs ADD COLUMN params VARCHAR")
+    conn.execute("ALTER TABLE jobs ADD COLUMN remote_handle VARCHAR")
+
+
+STEPS: Final[dict[int, Step]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def tables(conn: Any) -> set[str]:

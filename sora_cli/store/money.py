@@ -46,11 +46,11 @@ class MoneyMixin:
     def _price_counts(self, cond: str, params: Sequence[Any], *, label: bool = False,
                       day: str | None = None,
                       day_params: Sequence[float] = ()) -> list[PriceCount]:
-        keys = ["model", "size", "seconds"] + (["label"] if label else []) + (
+        keys = ["model", "size", "seconds", "provider"] + (["label"] if label else []) + (
             [day] if day else [])
         sql = (f"SELECT {', '.join(keys)}, count(*) FROM jobs WHERE {cond} "
                f"GROUP BY {', '.join(str(n + 1) for n in range(len(keys)))}")
         rows = self._conn.execute(sql, (*day_params, *params)).fetchall()
         return [PriceCount(model=r[0], size=r[1], seconds=int(r[2]), count=int(r[-1]),
-                           label=r[3] if label else None,
+                           provider=r[3], label=r[4] if label else None,
                            day=int(r[len(keys) - 1]) if day else None) for r in rows]

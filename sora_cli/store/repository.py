@@ -38,10 +38,12 @@ from sora_cli.store.rows import (
     ACTIVE_SQL,
     EVENT_COLUMNS,
     JOB_COLUMNS,
+    JSON_COLUMNS,
     SELECT_JOB,
     Event,
     fetch_job,
     insert_event,
+    json_text,
     row_to_job,
     write,
 )
@@ -101,17 +103,20 @@ class Store(LeaseMixin, AdminMixin, MoneyMixin, BrowseMixin):
             ids = self._fresh_ids(conn, len(requests))
             for n, (job_id, req) in enumerate(zip(ids, requests, strict=True)):
                 at = now + n * 1e-6  # keeps input order in newest-first listings
+                params = dict(req.params) if req.params else None
                 job = Job(id=job_id, prompt=req.prompt, model=req.model,
                           size=req.size, seconds=req.seconds, status=JobStatus.QUEUED,
                           created_at=at, updated_at=at, label=req.label, image=req.image,
-                          remix_of=req.remix_of, retry_of=req.retry_of)
+                          remix_of=req.remix_of, retry_of=req.retry_of,
+                          provider=req.provider, params=params)
                 conn.execute(
                     "INSERT INTO jobs (id, prompt, model, size, seconds, status, progress, "
                     "created_at, updated_at, create_attempts, poll_count, download_attempts, "
-                    "label, image, remix_of, retry_of) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, 0, 0, 0, ?, ?, ?, ?)",
+                    "label, image, remix_of, retry_of, provider, params) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, 0, 0, 0, ?, ?, ?, ?, ?, ?)",
                     (job.id, job.prompt, job.model, job.size, job.seconds, job.status.value,
-                     at, at, job.label, job.image, job.remix_of, job.retry_of),
+                     at, at, job.label, job.image, job.remix_of, job.retry_of, job.provider,
+                     json_text(params)),
                 )
                 insert_event(conn, job.id, "created", at, to_status=job.status.value)
                 jobs.append(job)
@@ -211,6 +216,9 @@ class Store(LeaseMixin, AdminMixin, MoneyMixin, BrowseMixin):
         if unknown:
             raise ValueError(f"not job columns: {sorted(unknown)}")
         fields["updated_at"] = now
+        for key in JSON_COLUMNS:
+            if key in fields:
+                fields[key] = json_text(fields[key])
         sets = ", ".join(f"{k} = ?" for k in fields)
         conn.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*fields.values(), job_id))
 
@@ -230,6 +238,7 @@ class Store(LeaseMixin, AdminMixin, MoneyMixin, BrowseMixin):
             if row is None:
                 raise JobNotFound("no jobs yet: @last names nothing")
             return row_to_job(row)
+        original = ref
         if looks_like_remote_id(ref):
             row = self._conn.execute(f"{SELECT_JOB} WHERE remote_id = ?", (ref,)).fetchone()
             if row is None:
@@ -245,7 +254,11 @@ class Store(LeaseMixin, AdminMixin, MoneyMixin, BrowseMixin):
         rows = self._conn.execute(
             f"{SELECT_JOB} WHERE id >= ? AND id < ? ORDER BY id LIMIT 6", (ref, hi)
         ).fetchall()
-        if not rows:
+        if not rows:  # another provider's remote id (a uuid, a prediction id...)
+            row = self._conn.execute(f"{SELECT_JOB} WHERE remote_id = ?", (original,)
+                                     ).fetchone()
+            if row is not None:
+                return row_to_job(row)
             raise JobNotFound(f"no such job: {ref}")
         if len(rows) > 1:
             ids = ", ".join(r[0] for r in rows[:5]) + (", ..." if len(rows) > 5 else "")

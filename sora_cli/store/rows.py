@@ -21,7 +21,10 @@ JOB_COLUMNS: Final = (
     "label", "image", "remix_of", "retry_of", "thumbnail_path",
     # schema 3
     "output_host",
+    # schema 5
+    "provider", "params", "remote_handle",
 )
+JSON_COLUMNS: Final = ("params", "remote_handle")
 EVENT_COLUMNS: Final = (
     "id", "job_id", "at", "kind", "from_status", "to_status", "attempt", "http_status",
     "request_id", "retry_in", "message", "runner_id",
@@ -58,7 +61,30 @@ def row_to_job(row: Sequence[Any]) -> Job:
     for key in ("error_code", "error_message", "error_http_status", "error_request_id"):
         del d[key]
     d["status"] = JobStatus(d["status"])
+    for key in JSON_COLUMNS:
+        d[key] = _json_object(d[key])
     return Job(error=error, **d)
+
+
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    import json  # only jobs that have params pay for it
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def json_text(value: Any) -> Any:
+    """A params or remote_handle value as stored: JSON text (None stays NULL)."""
+    if value is None or isinstance(value, str):
+        return value
+    import json
+
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
 def fetch_job(conn: DB, job_id: str, *, lock: bool = False) -> Job | None:

@@ -77,6 +77,10 @@ class JobRow(SQLModel, table=True):
     thumbnail_path: str | None = None
     # schema 3
     output_host: str | None = None  # the host whose runner saved output_path
+    # schema 5: jobs of any provider
+    provider: str = Field(default="openai", sa_column_kwargs={"server_default": "openai"})
+    params: str | None = None  # JSON: the model's input fields besides prompt and image
+    remote_handle: str | None = None  # JSON: what the provider handed back to address it
 
 
 class EventRow(SQLModel, table=True):

@@ -1,0 +1,80 @@
+"""The providers sora ships, as facts: their names, key variables, base URLs, the shape
+of their model ids and what each can do. Pure data: the adapters themselves
+(`sora_cli.providers.<name>`) are imported only when a job of theirs is worked, but a
+submit must check a model id and name the missing key without importing them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+# The optional capabilities an adapter may declare (see providers/base.py).
+FIND_CREATED: Final = "find_created"  # reconcile an unanswered create by listing
+CANCEL: Final = "cancel"  # stop a remote job
+DELETE: Final = "delete"  # delete a remote video
+REMIX: Final = "remix"  # a new video from a finished one and a prompt
+VARIANTS: Final = "variants"  # thumbnail and spritesheet besides the video
+IMAGE_INPUT: Final = "image_input"  # an image reference (image-to-video)
+IMPORT: Final = "import"  # look a job up by its remote id (`sora import`)
+CAPABILITIES: Final = (FIND_CREATED, CANCEL, DELETE, REMIX, VARIANTS, IMAGE_INPUT, IMPORT)
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    name: str
+    key_env: str  # the provider's conventional key variable
+    base_url_envs: tuple[str, ...]  # env variables for the base URL, strongest first
+    default_base_url: str
+    model_pattern: re.Pattern[str]  # what a model id of this provider looks like
+    model_example: str
+    capabilities: frozenset[str]
+    # A local --image file is sent inline as a data URI up to this many bytes (0: the
+    # provider takes files another way, see its adapter).
+    inline_image_bytes: int = 0
+    platform_url: str | None = None  # a second API (fal's platform API: request lists)
+    platform_url_envs: tuple[str, ...] = ()
+    note: str = ""
+
+
+OPENAI: Final = "openai"
+
+BUILTIN: Final[dict[str, ProviderInfo]] = {
+    "openai": ProviderInfo(
+        "openai", "OPENAI_API_KEY", ("OPENAI_BASE_URL",), "https://api.openai.com/v1",
+        re.compile(r"[^\s:]{1,200}"), "sora-2",
+        frozenset({FIND_CREATED, DELETE, REMIX, VARIANTS, IMAGE_INPUT, IMPORT}),
+        note="the Videos contract; OpenAI's and Azure's own endpoints are retired: "
+             "gateways and self-hosted servers"),
+    "fal": ProviderInfo(
+        "fal", "FAL_KEY", ("SORA_FAL_BASE_URL",), "https://queue.fal.run",
+        # an endpoint id: owner/app, then the endpoint's path (fal-ai/kling-video/v2.1/...)
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}(/[A-Za-z0-9][A-Za-z0-9._-]{0,99}){1,8}"),
+        "fal-ai/kling-video/v2.1/master/text-to-video",
+        frozenset({FIND_CREATED, CANCEL, IMAGE_INPUT}),
+        # "some models also accept data URIs" (fal CDN docs; no limit documented): sora
+        # sends a local image inline up to 8 MiB (its upload API is not used)
+        inline_image_bytes=8 * 1024 * 1024,
+        platform_url="https://api.fal.ai/v1", platform_url_envs=("SORA_FAL_PLATFORM_URL",),
+        note="queue API"),
+    "replicate": ProviderInfo(
+        "replicate", "REPLICATE_API_TOKEN", ("SORA_REPLICATE_BASE_URL", "REPLICATE_BASE_URL"),
+        "https://api.replicate.com",
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}/[A-Za-z0-9][A-Za-z0-9._-]{0,99}"),
+        "google/veo-3",
+        frozenset({FIND_CREATED, CANCEL, IMAGE_INPUT, IMPORT}),
+        # a data URI "is only recommended if the file is less than 1MB" (input-files docs)
+        inline_image_bytes=1024 * 1024,
+        note="predictions API; outputs are deleted an hour after the prediction ends"),
+}
+
+_PROVIDER_NAME: Final = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+def valid_provider_name(name: str) -> bool:
+    return _PROVIDER_NAME.fullmatch(name) is not None
+
+
+def provider_info(name: str) -> ProviderInfo | None:
+    return BUILTIN.get(name)
