@@ -85,8 +85,8 @@ def table(jobs: Sequence[Job], *, colour: bool, prompt_width: int = 40) -> str:
     head = ("ID", "STATUS", "PROGRESS", "MODEL", "SIZE", "SECS", "EST.COST", "CREATED",
             *(("LABEL",) if labels else ()), "PROMPT")
     rows = [
-        (j.id, j.status.value, f"{j.progress}%", _short(j.model, 40), _short(j.size, 20),
-         str(j.seconds), cost_text(cost_of(j)),
+        (j.id, j.status.value, f"{j.progress}%", _short(j.model_ref, 48),
+         _short(j.size or "-", 20), str(j.seconds or "-"), cost_text(cost_of(j)),
          (iso(j.created_at) or "")[:19].replace("T", " "),
          *((_short(j.label or "-", 24),) if labels else ()),
          _short(j.prompt, prompt_width))

@@ -256,6 +256,15 @@ class Job:
         return None
 
     @property
+    def has_result(self) -> bool:
+        """The provider finished the video and says where it is (it may have expired)."""
+        if self.remote_id is None:
+            return False
+        if self.provider == "openai":  # its content endpoint needs only the id
+            return self.status is JobStatus.COMPLETED or self.remote_status == "completed"
+        return bool((self.remote_handle or {}).get("result"))
+
+    @property
     def model_ref(self) -> str:
         """The model as the user names it: `PROVIDER:MODEL`, or the bare openai name."""
         return self.model if self.provider == "openai" else f"{self.provider}:{self.model}"

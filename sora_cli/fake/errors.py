@@ -15,6 +15,10 @@ FAULT_MESSAGES: Final[dict[int, str]] = {
 }
 
 
+_TITLES: Final[dict[int, str]] = {401: "Unauthenticated", 404: "Not found",
+                                  429: "Request was throttled"}
+
+
 class ApiFailure(Exception):
     """An HTTP error answer, rendered with the 4-key error envelope."""
 
@@ -26,6 +30,9 @@ class ApiFailure(Exception):
         param: str | None = None,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        details: list[dict[str, object]] | None = None,
+        raw: dict[str, object] | None = None,
+        title: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -33,6 +40,20 @@ class ApiFailure(Exception):
         self.param = param
         self.code = code
         self.headers = headers or {}
+        self.details = details  # fal: validation errors, `{"detail": [...]}`
+        self.raw = raw  # a body of its own (fal's cancel answers `{"status": ...}`)
+        self.title = title  # Replicate's problem title
+
+    def body(self, family: str) -> dict[str, object]:
+        """The error answer in the shape the family's API uses."""
+        if self.raw is not None:
+            return self.raw
+        if family == "fal":
+            return {"detail": self.details if self.details is not None else self.message}
+        if family == "replicate":
+            title = self.title or _TITLES.get(self.status, "Request failed")
+            return {"title": title, "detail": self.message, "status": self.status}
+        return self.envelope()
 
     def envelope(self) -> dict[str, object]:
         kind = ERROR_TYPES.get(self.status)

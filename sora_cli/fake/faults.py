@@ -24,7 +24,10 @@ class PlanOptions(Protocol):
     error_rate: float
     fault_mix: dict[str, float] | None
 
-ROUTES: Final = frozenset({"create", "retrieve", "list", "content", "delete", "remix", "*"})
+# Route names are shared by the families: a fal submit and a Replicate create are
+# "create", their status reads "retrieve", the fal platform list "list", the CDN "content".
+ROUTES: Final = frozenset({"create", "retrieve", "list", "content", "delete", "remix", "cancel",
+                           "*"})
 ACTIONS: Final = frozenset(
     {"error", "drop", "create_then_error", "create_then_drop", "create_then_stall", "truncate",
      "stall_then_create", "bad_id", "slow", "huge"}

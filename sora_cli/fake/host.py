@@ -5,7 +5,7 @@ modules that define them never import the server)."""
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 from sora_cli.fake.faults import Fault
 from sora_cli.fake.options import FakeOptions
@@ -30,8 +30,41 @@ class Host(Protocol):
 
     def expected_sha256(self, video_id: str, variant: str = "video") -> str | None: ...
 
+    @property
+    def root_url(self) -> str:
+        """The main origin (the Videos contract under /v1, fal under /fal, ...)."""
+        ...
+
+    @property
+    def cdn_url(self) -> str:
+        """The second origin: results' CDN and fal's platform API."""
+        ...
+
+    def urls(self) -> dict[str, object]: ...
+
 
 class HostServer(Protocol):
     """The HTTP server object a handler gets as `self.server`."""
 
     fake: Host
+    aux: bool  # the second origin (CDN, fal's platform API), not the main one
+
+
+class Responder(Protocol):
+    """A request handler, as the family modules (fal.py, replicate.py) use it."""
+
+    command: str
+    server: HostServer
+
+    def authorize_key(self, scheme: str) -> None: ...
+
+    def json_body(self, body: bytes) -> dict[str, Any]: ...
+
+    def take_fault(self, route: str, prompt: str | None) -> Fault | None: ...
+
+    def stall(self, fault: Fault) -> None: ...
+
+    def after_create(self, fault: Fault | None) -> None: ...
+
+    def send_json(self, status: int, payload: dict[str, object],
+                  headers: dict[str, str] | None = None) -> None: ...

@@ -1,5 +1,7 @@
-"""Requests to the fake Videos API server: the API routes, with the faults that strike
-them, and the ``/_fake`` control routes (no auth, no faults, not logged)."""
+"""Requests to the fake server: the API routes of each family (the Videos contract under
+``/v1``, fal under ``/fal`` (fal.py), Replicate under ``/replicate`` (replicate.py)), the
+second origin's routes (the CDN, fal's platform API), with the faults that strike them,
+and the ``/_fake`` control routes (no auth, no faults, not logged)."""
 
 from __future__ import annotations
 
@@ -10,13 +12,19 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from sora_cli.fake.body import BodyError, parse_body
-from sora_cli.fake.content import CONTENT_TYPES
+from sora_cli.fake.content import CONTENT_TYPES, content_size
 from sora_cli.fake.errors import ApiFailure, fault_failure
+from sora_cli.fake.fal import fal_api, fal_platform, fal_route
 from sora_cli.fake.faults import DEFAULT_STALL_MS, HUGE_DEFAULT, Dropped, Fault, faults_from_json
 from sora_cli.fake.host import Host
+from sora_cli.fake.replicate import replicate_api, replicate_route
 from sora_cli.fake.routes import resolve
 from sora_cli.fake.validate import validate_create
 from sora_cli.fake.wire import VERBOSE, WireHandler
+
+
+class _Answered(Exception):
+    """The answer is already sent (a `huge` fault)."""
 
 
 class Handler(WireHandler):
@@ -30,21 +38,35 @@ class Handler(WireHandler):
         url = urlsplit(self.path)
         self._logged = not url.path.startswith("/_fake/")
         self._sent = 0
+        self._family = _family(url.path, self.server.aux)
+        self._route = None
         with fake.activity():
             try:
                 body = self._read_body()
+                query = dict(parse_qsl(url.query))
                 if not self._logged:
-                    self._control(url.path, dict(parse_qsl(url.query)), body)
+                    self._control(url.path, query, body)
+                elif self.server.aux:
+                    self._aux(url.path, query)
+                elif self._family == "fal":
+                    self._route = fal_route(self.command, url.path)
+                    fal_api(self, url.path, body)
+                elif self._family == "replicate":
+                    self._route = replicate_route(self.command, url.path)
+                    replicate_api(self, url.path, query, body)
                 else:
-                    self._api(url.path, dict(parse_qsl(url.query)), body)
+                    self._api(url.path, query, body)
             except ApiFailure as failure:
-                self._send_json(failure.status, failure.envelope(), failure.headers)
+                self._send_json(failure.status, failure.body(self._family), failure.headers)
+            except _Answered:
+                pass
             except (Dropped, ConnectionError, TimeoutError):
                 self.close_connection = True
             except Exception as error:  # a bug here must not pass for an injected fault
                 traceback.print_exc()
                 if not self._sent:
-                    self._send_json(500, ApiFailure(500, f"fake server bug: {error!r}").envelope())
+                    bug = ApiFailure(500, f"fake server bug: {error!r}")
+                    self._send_json(500, bug.body(self._family))
             finally:
                 if not self._sent:  # a drop: logged before the connection closes
                     self._record(0)
@@ -62,12 +84,96 @@ class Handler(WireHandler):
         if not offered or (expected is not None and expected not in offered):
             raise ApiFailure(401, "Incorrect API key provided.", code="invalid_api_key")
 
+    # -- what every family uses (the `host.Responder` the family modules see) ---------
+
+    def send_json(self, status: int, payload: dict[str, object],
+                  headers: dict[str, str] | None = None) -> None:
+        self._send_json(status, payload, headers)
+
+    def authorize_key(self, scheme: str) -> None:
+        """`Authorization: {scheme} KEY` (fal: Key, Replicate: Bearer), else a 401."""
+        given, _, token = self.headers.get("Authorization", "").partition(" ")
+        self._offered_key = token.strip()
+        expected = self.server.fake.options.api_key
+        if given != scheme or not token.strip() or (expected is not None
+                                                     and token.strip() != expected):
+            raise ApiFailure(401, "Unauthorized: a valid API key is required"
+                             if self._family == "fal" else
+                             "You did not pass a valid authentication token")
+
+    def json_body(self, body: bytes) -> dict[str, Any]:
+        try:
+            fields = parse_body("application/json", body)
+        except BodyError as error:
+            raise ApiFailure(400, str(error)) from None
+        return fields
+
+    def take_fault(self, route: str, prompt: str | None) -> Fault | None:
+        """The fault that strikes this request: errors and drops raise, a `slow` waits,
+        a `huge` answers; the others (create and content faults) go to the caller."""
+        backend = self.server.fake.backend
+        self._route = route
+        backend.count(f"route:{route}")
+        fault = backend.take_fault(route, prompt) or backend.random_fault(route)
+        if fault is None:
+            return None
+        if fault.action == "error":
+            text = fault.text.replace("{api_key}", self._offered_key) if fault.text else None
+            raise fault_failure(fault.status, fault.retry_after_ms, text)
+        if fault.action == "drop":
+            raise Dropped
+        if fault.action == "slow" and route != "content":
+            self.server.fake.pause((fault.delay_ms or 0) / 1000)
+            return None
+        if fault.action == "huge":
+            self._huge(fault.size or HUGE_DEFAULT)
+            raise _Answered
+        return fault
+
+    def stall(self, fault: Fault) -> None:
+        self.server.fake.pause((fault.delay_ms or DEFAULT_STALL_MS) / 1000)
+
+    def after_create(self, fault: Fault | None) -> None:
+        """The create faults that strike once the job exists (it is billed)."""
+        if fault is not None and fault.action == "create_then_error":
+            raise fault_failure(fault.status, fault.retry_after_ms)
+        if fault is not None and fault.action == "create_then_drop":
+            raise Dropped
+        if fault is not None and fault.action == "create_then_stall":
+            self.server.fake.pause(
+                (fault.retry_after_ms or fault.delay_ms or DEFAULT_STALL_MS) / 1000)
+
+    def _aux(self, path: str, query: dict[str, str]) -> None:
+        """The second origin: the CDN of results, and fal's platform API."""
+        if path.startswith("/fal-platform/"):
+            self._family = "fal"
+            self._route = "list"
+            fal_platform(self, path, query)
+            return
+        job_id = path.removeprefix("/cdn/").removesuffix(".mp4")
+        if self.command != "GET" or not path.startswith("/cdn/") or not path.endswith(".mp4"):
+            raise ApiFailure(404, f"Not found: {self.command} {path}")
+        backend = self.server.fake.backend
+        backend.count("cdn_requests")
+        if self.headers.get("Authorization") or self.headers.get("api-key"):
+            backend.count("cdn_with_credentials")
+        job = backend.remote.get("fal", job_id) or backend.remote.get("replicate", job_id)
+        if job is None or backend.remote.state(job) != "succeeded" or backend.remote.expired(job):
+            raise ApiFailure(404, "Not found")
+        fault = self.take_fault("content", None)
+        video_bytes = self.server.fake.options.video_bytes
+        self._serve_bytes(job.id, "video", content_size("video", video_bytes),
+                          CONTENT_TYPES["video"], fault)
+
+    # -- the Videos contract ----------------------------------------------------------
+
     def _api(self, path: str, query: dict[str, str], body: bytes) -> None:
         backend = self.server.fake.backend
         if path != "/v1" and not path.startswith("/v1/"):
             raise ApiFailure(404, f"Invalid URL ({self.command} {path})")
         self._authorize()
         route, video_id = resolve(self.command, path)
+        self._route = route
         backend.count(f"route:{route}")
         fields: dict[str, object] = {}
         if route in ("create", "remix"):
@@ -156,6 +262,8 @@ class Handler(WireHandler):
             faults = faults_from_json(body)
             fake.add_faults(*faults)
             self._send_json(200, {"scheduled": len(faults)})
+        elif self.command == "GET" and path == "/_fake/urls":
+            self._send_json(200, dict(fake.urls()))
         elif self.command == "GET" and path == "/_fake/stats":
             self._send_json(200, fake.backend.stats())
         elif self.command == "GET" and path.startswith("/_fake/videos/"):
@@ -172,12 +280,21 @@ class Handler(WireHandler):
             raise ApiFailure(404, f"Invalid URL ({self.command} {path})")
 
 
+def _family(path: str, aux: bool) -> str:
+    if path.startswith("/fal/") or (aux and path.startswith("/fal-platform/")):
+        return "fal"
+    if path.startswith("/replicate/"):
+        return "replicate"
+    return "openai"
+
+
 class HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default backlog of 5 stalls bursts of concurrent clients
 
-    def __init__(self, address: tuple[str, int], fake: Host) -> None:
+    def __init__(self, address: tuple[str, int], fake: Host, *, aux: bool = False) -> None:
         self.fake = fake
+        self.aux = aux  # the second origin: CDN and fal platform
         super().__init__(address, Handler)
 
     def handle_error(

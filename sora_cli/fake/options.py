@@ -25,6 +25,8 @@ class FakeOptions:
     content_redirect: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    aux_port: int = 0  # the second origin: the CDN and fal's platform API (0: any free port)
+    list_page_size: int = 100  # Replicate's list page
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,4 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer content requests with a 302 to ROOT/_fake/cdn/{id} (another fake)")
     add("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     add("--tls-key", help="the certificate's private key (PEM)")
+    add("--aux-port", type=int, default=0,
+        help="port of the second origin (the CDN of fal and Replicate results, and fal's "
+             "platform API); 0 (default) picks a free one (GET /_fake/urls says which)")
     return parser

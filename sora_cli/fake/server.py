@@ -1,4 +1,8 @@
-"""A local stand-in for the Videos API ("Sora 2" contract), with fault injection.
+"""A local stand-in for the video providers sora speaks to, with fault injection: the
+Videos API ("Sora 2" contract) under ``/v1``, fal's queue API under ``/fal`` and
+Replicate's predictions API under ``/replicate`` (fal.py and replicate.py say what they
+serve), and a second origin (``aux_port``) with the CDN their results are fetched from
+and fal's platform API (``/fal-platform/v1``). ``GET /_fake/urls`` names them all.
 
 Stdlib only, usable in-process (``with FakeServer(FakeOptions(job_seconds=0.3)) as s:``)
 and as a subprocess (``python -m sora_cli.fake.server --idle-exit 30``; the base URL is
@@ -110,27 +114,45 @@ class FakeServer:
         self._last_activity = time.monotonic()
         self._sha256: dict[tuple[str, str, int, bool], str] = {}
         self._httpd = HttpServer((host, port), self)
+        self._aux = HttpServer((host, self.options.aux_port), self, aux=True)
+        self._threads: list[threading.Thread] = []
         self._scheme = "http"
         if self.options.tls_cert:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(self.options.tls_cert, self.options.tls_key)
-            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+            for httpd in (self._httpd, self._aux):
+                httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
             self._scheme = "https"
 
     @property
     def base_url(self) -> str:
-        return f"{self._scheme}://{self._host}:{self._httpd.server_port}/v1"
+        """The Videos contract's base URL (ends with /v1)."""
+        return f"{self.root_url}/v1"
+
+    @property
+    def root_url(self) -> str:
+        return f"{self._scheme}://{self._host}:{self._httpd.server_port}"
+
+    @property
+    def cdn_url(self) -> str:
+        """The second origin: results' CDN (`/cdn/...`) and fal's platform API."""
+        return f"{self._scheme}://{self._host}:{self._aux.server_port}"
+
+    def urls(self) -> dict[str, object]:
+        """Where each family is served, as sora's settings name them."""
+        return {"openai": self.base_url, "fal": f"{self.root_url}/fal",
+                "fal_platform": f"{self.cdn_url}/fal-platform/v1",
+                "replicate": f"{self.root_url}/replicate", "cdn": f"{self.cdn_url}/cdn"}
 
     def start(self) -> FakeServer:
         if self._thread is None:
             self._last_activity = time.monotonic()
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="sora-fake-server",
-                daemon=True,
-            )
-            self._thread.start()
+            for httpd, name in ((self._httpd, "sora-fake-server"), (self._aux, "sora-fake-aux")):
+                thread = threading.Thread(target=httpd.serve_forever,
+                                          kwargs={"poll_interval": 0.05}, name=name, daemon=True)
+                thread.start()
+                self._threads.append(thread)
+            self._thread = self._threads[0]
             if self.options.idle_exit is not None:
                 threading.Thread(
                     target=self._watch_idle,
@@ -147,9 +169,12 @@ class FakeServer:
             self._stopped = True
             self._done.set()
             if self._thread is not None:
-                self._httpd.shutdown()
-                self._thread.join()
+                for httpd in (self._httpd, self._aux):
+                    httpd.shutdown()
+                for thread in self._threads:
+                    thread.join()
             self._httpd.server_close()
+            self._aux.server_close()
 
     def request_stop(self) -> None:
         """Ask `serve_forever` to return; safe in a signal handler."""
@@ -239,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         content_redirect=args.content_redirect,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        aux_port=args.aux_port,
     )
     try:
         server = FakeServer(options, host=args.host, port=args.port)

@@ -13,6 +13,7 @@ from typing import Final
 from sora_cli.fake.content import CONTENT_TYPES, content_size
 from sora_cli.fake.errors import ApiFailure
 from sora_cli.fake.faults import Fault, FaultPlan
+from sora_cli.fake.jobs import JobBook
 from sora_cli.fake.options import FakeOptions
 from sora_cli.fake.routes import route_name
 from sora_cli.fake.validate import CreateRequest, validate_remix
@@ -46,6 +47,7 @@ class Backend:
         self._log: list[tuple[str, str, int]] = []
         self._by_route: dict[str, int] = {}
         self._counters: dict[str, int] = {}
+        self.remote = JobBook(options)  # fal requests and Replicate predictions
 
     # -- videos
     def create(self, request: CreateRequest, remixed_from: str | None = None) -> Video:
@@ -222,8 +224,8 @@ class Backend:
         with self._lock:
             self._counters[name] = self._counters.get(name, 0) + 1
 
-    def record(self, method: str, path: str, status: int) -> None:
-        route = route_name(method, path)
+    def record(self, method: str, path: str, status: int, route: str | None = None) -> None:
+        route = route or route_name(method, path)
         with self._lock:
             self._log.append((method, path, status))
             self._by_route[route] = self._by_route.get(route, 0) + 1
@@ -233,16 +235,18 @@ class Backend:
             return list(self._log)
 
     def create_count(self, prompt: str | None = None) -> int:
+        total, by_prompt = self.remote.counts()
         with self._lock:
-            return sum(1 for v in self._order if prompt is None or v.request.prompt == prompt)
+            videos = sum(1 for v in self._order if prompt is None or v.request.prompt == prompt)
+        return videos + (total if prompt is None else by_prompt.get(prompt, 0))
 
     def stats(self) -> dict[str, object]:
+        remote, by_prompt = self.remote.counts()  # every family's creates count
         with self._lock:
-            by_prompt: dict[str, int] = {}
             for video in self._order:
                 by_prompt[video.request.prompt] = by_prompt.get(video.request.prompt, 0) + 1
             return {
-                "creates": len(self._order),
+                "creates": len(self._order) + remote,
                 "creates_by_prompt": by_prompt,
                 "requests": len(self._log),
                 "requests_by_route": dict(self._by_route),

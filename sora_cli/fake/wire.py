@@ -44,6 +44,7 @@ class WireHandler(BaseHTTPRequestHandler):
     server: HostServer  # type: ignore[assignment]  # the HttpServer that runs us
     _logged: bool  # an API request, not a /_fake control one
     _sent: int  # the status sent, 0 before the answer starts
+    _route: str | None = None  # the route name, for the request log
 
     def setup(self) -> None:
         super().setup()
@@ -112,7 +113,8 @@ class WireHandler(BaseHTTPRequestHandler):
     def _record(self, status: int) -> None:
         # before the client can see the answer, so that tests may check the log at once
         if self._logged:
-            self.server.fake.backend.record(self.command, urlsplit(self.path).path, status)
+            self.server.fake.backend.record(self.command, urlsplit(self.path).path, status,
+                                            self._route)
 
     def _start(self, status: int, headers: dict[str, str]) -> None:
         self._record(status)

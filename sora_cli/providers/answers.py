@@ -67,7 +67,27 @@ def parse_error_envelope(body: bytes) -> tuple[str | None, str | None]:
         return message, _text(inner.get("code")) or (None if message else _text(inner.get("type")))
     if isinstance(inner, str):
         return _text(inner), None
-    return _text(data.get("message")) or _text(data.get("detail")), _text(data.get("code"))
+    detail = data.get("detail")
+    if isinstance(detail, list):  # validation errors (fal): [{"loc": [...], "msg": ...}]
+        first = detail[0] if detail and isinstance(detail[0], dict) else {}
+        return _validation_text(detail), _text(data.get("error_type")) or _text(first.get("type"))
+    return (_text(data.get("message")) or _text(detail),
+            _text(data.get("code")) or _text(data.get("error_type")))
+
+
+def _validation_text(items: list[Any]) -> str | None:
+    """`field: message; ...` for a list of validation errors."""
+    parts: list[str] = []
+    for item in items[:5]:
+        if not isinstance(item, dict):
+            continue
+        loc = item.get("loc")
+        where = loc[-1] if isinstance(loc, list) and loc else None
+        msg = _text(item.get("msg"))
+        if msg:
+            parts.append(f"{_text(where)}: {msg}" if _text(where) else msg)
+    text = _text("; ".join(parts))
+    return text[:_SNIPPET * 2] if text else None
 
 
 def _plain_text(body: bytes) -> str | None:

@@ -17,6 +17,7 @@ import hashlib
 import os
 import random
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -31,6 +32,9 @@ from sora_cli.providers.openai.client import (
     valid_video_id,
 )
 from sora_cli.providers.retry import MAX_HINT_SECONDS, backoff_delay
+
+# Opens the result's bytes from an offset (one GET; a Range request when > 0).
+Opener = Callable[[int], AbstractAsyncContextManager[ContentStream]]
 
 REHASH_BLOCK: Final = 1024 * 1024
 WRITE_BLOCK: Final = 1024 * 1024  # bytes handed to the writer thread at a time
@@ -171,13 +175,36 @@ async def download_to(
     """Download one variant of ``video_id`` to ``dest``; returns its size and sha256."""
     if not valid_video_id(video_id):
         raise InvalidInput(f"invalid video id {video_id[:140]!r}")
+
+    def opener(offset: int) -> AbstractAsyncContextManager[ContentStream]:
+        return client.stream_content(video_id, variant=variant, offset=offset)
+
+    return await download_from(opener, dest, name=video_id, path=f"/videos/{video_id}/content",
+                               max_attempts=max_attempts, sleep=sleep, on_progress=on_progress,
+                               on_attempt=on_attempt, rng=rng)
+
+
+async def download_from(
+    opener: Opener,
+    dest: Path,
+    *,
+    name: str,
+    path: str,
+    max_attempts: int = 6,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    on_progress: Callable[[int, int | None], None] | None = None,
+    on_attempt: OnAttempt | None = None,
+    rng: random.Random | None = None,
+) -> Saved:
+    """Download what ``opener`` serves to ``dest`` (any provider's result); ``name`` (the
+    remote id) and ``path`` (for the attempt log) only describe it."""
     try:
         dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         part = _Partial(dest.with_name(dest.name + ".partial"))
     except OSError as exc:
         raise _disk_error(dest, exc) from exc
     try:
-        job = _Download(client, video_id, variant, part, dest, on_progress)
+        job = _Download(opener, name, path, part, dest, on_progress)
         await job.run(max(1, max_attempts), sleep, on_attempt, rng)
         await part.commit(dest)
     except BaseException as exc:
@@ -190,11 +217,10 @@ async def download_to(
 
 
 class _Download:
-    def __init__(self, client: VideosClient, video_id: str, variant: str, part: _Partial,
+    def __init__(self, opener: Opener, video_id: str, path: str, part: _Partial,
                  dest: Path, on_progress: Callable[[int, int | None], None] | None) -> None:
-        self.client, self.video_id, self.variant = client, video_id, variant
+        self.opener, self.video_id, self.path = opener, video_id, path
         self.part, self.dest, self.on_progress = part, dest, on_progress
-        self.path = f"/videos/{video_id}/content"
         self.use_range = True
         self.total: int | None = None
         self.status: int | None = None
@@ -239,8 +265,7 @@ class _Download:
         offset = part.size if self.use_range else 0
         if part.size:
             part.rewind(offset)  # resuming re-hashes the bytes on disk; restarting empties
-        async with self.client.stream_content(self.video_id, variant=self.variant,
-                                              offset=offset) as stream:
+        async with self.opener(offset) as stream:
             self.status, self.request_id = stream.status, stream.request_id
             self._align(stream)
             async for chunk in stream.chunks():

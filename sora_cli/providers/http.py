@@ -174,6 +174,11 @@ class HttpApi:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise InvalidInput(f"cannot use CA bundle {path}: {reason}") from exc
 
+    @property
+    def base_url(self) -> str:
+        """The base URL, fit for messages (no credentials, no query)."""
+        return display_url(self._base)
+
     # -- what a provider says about itself (override) -----------------------------------
 
     def common_headers(self) -> dict[str, str]:
@@ -238,6 +243,10 @@ class HttpApi:
             raise ApiError(f"the provider handed back a URL on another origin "
                            f"({display_url(target)}); it is not followed")
         return str(url)
+
+    def url(self, path: str) -> str:
+        """The absolute URL of a path under the base URL."""
+        return self._base + path
 
     def same_origin(self, target: str) -> bool:
         try:

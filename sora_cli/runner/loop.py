@@ -1,6 +1,9 @@
 """The runner's loop: claim jobs, then create, poll and download each one.
 
-One asyncio task per job in flight, all in one process. Every state change goes
+One asyncio task per job in flight, all in one process; each provider has its own
+slots (`max_in_flight`, or `[providers.NAME] max_in_flight`) and its own create rate,
+so a slow provider never starves another, and a provider this runner has no key for
+is left alone (its jobs wait for a runner that has it). Every state change goes
 through the store (a lease-checked transition), so a runner killed at any point
 leaves jobs that the next runner resumes: `queued` is sent, `submitting` is
 reconciled with the remote list before anything is sent again, `running` is
@@ -20,16 +23,21 @@ import functools
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sora_cli.config import Settings
 from sora_cli.domain.jobs import Job, JobError, JobStatus
 from sora_cli.errors import LeaseLost, SoraError, StoreError, StoreUnavailable
-from sora_cli.providers.openai.client import Attempt, VideosClient
-from sora_cli.runner.pacing import PollPace, RateLimit
+from sora_cli.providers.registry import Adapters
+from sora_cli.providers.wire import Attempt
+from sora_cli.runner.pacing import PollPace, RateLimit, Rates
 from sora_cli.runner.steps import JobSteps, crash_point
 from sora_cli.store.repository import Store
+
+if TYPE_CHECKING:
+    from sora_cli.providers.openai.client import VideosClient
 
 __all__ = ["PollPace", "RateLimit", "Runner"]
 
@@ -42,18 +50,24 @@ STORE_RETRY_MAX = 5.0  # seconds between tries while the job store is unreachabl
 
 
 class Runner(JobSteps):
-    def __init__(self, settings: Settings, store: Store, client: VideosClient, *,
+    def __init__(self, settings: Settings, store: Store, adapters: Adapters | VideosClient, *,
                  runner_id: str, started_at: float | None = None) -> None:
         self.s = settings
         self.started_at = time.time() if started_at is None else started_at
         self.store = store
-        self.client = client
+        if not isinstance(adapters, Adapters):  # a ready client: the openai provider over it
+            from sora_cli.providers.openai.adapter import OpenAIProvider
+
+            adapters = Adapters(settings, made={"openai": OpenAIProvider(adapters)})
+        self.adapters = adapters
         self.runner_id = runner_id
         self.host = runner_id.split(":")[0]
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self._provider_of: dict[str, str] = {}  # job id -> provider, for the tasks
         self._renewed_at = time.monotonic()  # when the store last confirmed our leases
         self._slot_free = asyncio.Event()  # set when a job's task ends
-        self.rate = RateLimit(settings.creates_per_minute)
+        self.rates = Rates(self._creates_per_minute)
+        self._left_alone: set[str] = set()
         # One search-and-adopt at a time: two jobs with the same request must not both
         # adopt the same remote video.
         self._adopting = asyncio.Lock()
@@ -66,10 +80,10 @@ class Runner(JobSteps):
         try:
             outage = 0
             while not stop.is_set():
-                free = self.s.max_in_flight - len(self.tasks)
+                rooms = self._rooms()
                 try:
-                    claimed = (self.store.claim(self.runner_id, free, self.s.lease_seconds)
-                               if free else [])
+                    claimed = self.store.claim(self.runner_id, sum(rooms.values()),
+                                               self.s.lease_seconds, rooms=rooms) if rooms else []
                 except StoreUnavailable as exc:  # back off; the jobs in the store wait for us
                     outage += 1
                     await _store_away(exc, outage, stop)
@@ -80,10 +94,11 @@ class Runner(JobSteps):
                 for job in claimed:
                     if job.id in self.tasks:  # one task per job, whatever the store says
                         continue
-                    log.info("job %s claimed (%s)", job.id, job.status)
+                    log.info("job %s claimed (%s, %s)", job.id, job.provider, job.status)
                     task = asyncio.create_task(self._work(job.id))
                     task.add_done_callback(functools.partial(self._task_done, job.id))
                     self.tasks[job.id] = task
+                    self._provider_of[job.id] = job.provider
                 if self.tasks:
                     idle_since = time.monotonic()
                 elif time.monotonic() - idle_since >= self.s.idle_exit_seconds:
@@ -100,7 +115,33 @@ class Runner(JobSteps):
         # A finished job frees its slot at once (not by scanning hundreds of tasks).
         if self.tasks.get(job_id) is task:
             del self.tasks[job_id]
+            self._provider_of.pop(job_id, None)
         self._slot_free.set()
+
+    def _rooms(self) -> dict[str, int]:
+        """Free slots per provider this runner can work (it has the key)."""
+        busy = Counter(self._provider_of.values())
+        rooms: dict[str, int] = {}
+        workable = self.adapters.workable()
+        for name in workable:
+            free = self._max_in_flight(name) - busy[name]
+            if free > 0:
+                rooms[name] = free
+        missing = set(self.s.provider_names()) - set(workable) - self._left_alone
+        for name in sorted(missing):  # once per runner: its jobs wait for one with the key
+            self._left_alone.add(name)
+            log.info("no key for %s: its jobs are left to a runner that has one", name)
+        return rooms
+
+    def _max_in_flight(self, provider: str) -> int:
+        p = self.s.provider(provider)
+        return p.max_in_flight if p is not None and p.max_in_flight else self.s.max_in_flight
+
+    def _creates_per_minute(self, provider: str) -> int:
+        p = self.s.provider(provider)
+        if p is not None and p.creates_per_minute:
+            return p.creates_per_minute
+        return self.s.creates_per_minute
 
     async def _wait(self, stop: asyncio.Event) -> None:
         """Until `stop`, a job finishing, or TICK, whichever comes first."""
@@ -113,8 +154,8 @@ class Runner(JobSteps):
         self._slot_free.clear()
 
     def _any_active(self) -> bool:
-        try:
-            return self.store.has_active()
+        try:  # only jobs it can work keep a runner alive: a keyless one makes way
+            return self.store.has_active(providers=self.adapters.workable())
         except StoreUnavailable:
             return True  # cannot tell: stay
 

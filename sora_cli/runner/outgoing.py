@@ -1,10 +1,11 @@
-"""What the runner sends for a job beyond a plain create, and the extras it saves.
+"""What the runner hands a provider for a job beyond its fields, and the extras it saves.
 
-- A job with `remix_of` is sent as `POST /videos/{source remote id}/remix`.
-- A job with an `image` sends it as a multipart file part (a file under
-  SORA_HOME/inputs, with the content type its bytes show) or, for a URL, as the JSON
-  object form `input_reference: {"image_url": ...}`.
-- With `save_thumbnails`, a completed job's thumbnail is saved next to its video.
+- A job with `remix_of` is a remix of its source's remote video (providers that can).
+- A job with an `image` hands over its URL, or the bytes of the checked copy under
+  SORA_HOME/inputs with the content type the bytes show (each provider sends them its
+  own way: a multipart file part, a data URI...).
+- With `save_thumbnails`, a completed job's thumbnail is saved next to its video
+  (providers with variants).
 
 Jobs that can never be sent (the remix source is gone, the image file vanished)
 raise CannotSend: the runner fails them without sending anything.
@@ -17,8 +18,9 @@ from pathlib import Path
 from sora_cli.domain.images import image_info, is_url
 from sora_cli.domain.jobs import Job
 from sora_cli.errors import CannotSend, SoraError
-from sora_cli.providers.download import download_to
-from sora_cli.providers.openai.client import Answer, ImageFile, OnAttempt, Video, VideosClient
+from sora_cli.providers.base import CreateRequest, ImageInput, Provider
+from sora_cli.providers.download import download_from
+from sora_cli.providers.wire import OnAttempt
 from sora_cli.store.repository import Store
 
 
@@ -41,38 +43,42 @@ def remixed_from(store: Store, job: Job) -> str | None:
         return None
 
 
-def image_file(path: str) -> ImageFile:
+def image_input(ref: str) -> ImageInput:
+    if is_url(ref):
+        return ImageInput(url=ref)
     try:
-        data = Path(path).read_bytes()
+        data = Path(ref).read_bytes()
     except OSError as exc:
-        raise CannotSend("image_missing", f"cannot read the image {path}: "
+        raise CannotSend("image_missing", f"cannot read the image {ref}: "
                          f"{exc.strerror or exc}") from None
     info = image_info(data)
     if info is None:
-        raise CannotSend("image_invalid", f"{path} is no longer a JPEG, PNG or WebP image")
-    return Path(path).name, data, info.mime
+        raise CannotSend("image_invalid", f"{ref} is no longer a JPEG, PNG or WebP image")
+    return ImageInput(name=Path(ref).name, data=data, mime=info.mime)
 
 
-async def send_create(client: VideosClient, store: Store, job: Job,
-                      on_attempt: OnAttempt) -> Answer[Video]:
-    """The billed request that starts this job's remote video."""
-    source = remix_source(store, job)
-    if source is not None:
-        return await client.remix(source, job.prompt, on_attempt=on_attempt)
-    url = job.image if job.image is not None and is_url(job.image) else None
-    upload = image_file(job.image) if job.image is not None and url is None else None
-    return await client.create(prompt=job.prompt, model=job.model, size=job.size,
-                               seconds=job.seconds, image_url=url, image_file=upload,
-                               on_attempt=on_attempt)
+def create_request(store: Store, job: Job) -> CreateRequest:
+    """What the provider needs to send this job's create (or remix)."""
+    image = image_input(job.image) if job.image is not None else None
+    return CreateRequest(job, image, remix_source(store, job))
 
 
-async def save_thumbnail(client: VideosClient, store: Store, job: Job, videos_dir: Path,
+def match_request(store: Store, job: Job) -> CreateRequest:
+    """The request to match an unanswered create against: no image bytes are read (the
+    file may be gone by now), and a vanished remix source matches no remix."""
+    image = ImageInput(url=job.image) if job.image is not None and is_url(job.image) else None
+    return CreateRequest(job, image, remixed_from(store, job))
+
+
+async def save_thumbnail(adapter: Provider, store: Store, job: Job, videos_dir: Path,
                          on_attempt: OnAttempt, runner_id: str) -> str | None:
     """Save videos/<id>.webp and return its path; a failure is logged, never fatal."""
     assert job.remote_id is not None
     try:
-        saved = await download_to(client, job.remote_id, videos_dir / f"{job.id}.webp",
-                                  variant="thumbnail", max_attempts=3, on_attempt=on_attempt)
+        saved = await download_from(
+            lambda offset: adapter.open_result(job, variant="thumbnail", offset=offset),
+            videos_dir / f"{job.id}.webp", name=job.remote_id,
+            path=adapter.result_path(job, "thumbnail"), max_attempts=3, on_attempt=on_attempt)
     except SoraError as exc:
         store.log(job.id, "thumbnail_failed", message=str(exc), runner_id=runner_id)
         return None

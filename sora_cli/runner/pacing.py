@@ -1,4 +1,5 @@
-"""Pacing of the runner's requests: the create rate limit and the poll interval."""
+"""Pacing of the runner's requests: the create rate limits (one per provider, so a
+busy provider's window never holds back another's creates) and the poll interval."""
 
 from __future__ import annotations
 
@@ -30,6 +31,20 @@ class RateLimit:
                     self._sent.append(now)
                     return
                 await self._sleep(60 - (now - self._sent[0]))
+
+
+class Rates:
+    """One `RateLimit` per provider, each at that provider's creates_per_minute."""
+
+    def __init__(self, per_minute: Callable[[str], int]) -> None:
+        self._per_minute = per_minute
+        self._limits: dict[str, RateLimit] = {}
+
+    async def acquire(self, provider: str) -> None:
+        limit = self._limits.get(provider)
+        if limit is None:
+            limit = self._limits[provider] = RateLimit(self._per_minute(provider))
+        await limit.acquire()
 
 
 @dataclass

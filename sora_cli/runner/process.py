@@ -66,22 +66,20 @@ def serve(settings: Settings) -> int:
 
 
 async def _main(settings: Settings, runner_id: str, host: str, started: float) -> None:
-    from sora_cli.providers.openai.client import VideosClient
-    from sora_cli.providers.settings import api_settings
+    from sora_cli.providers.registry import Adapters
     from sora_cli.runner.loop import Runner
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    api = api_settings(settings)
     store = await _open_store(settings, stop)
     if store is None:
         return
     try:
         _start_up(settings, store, runner_id, host)
-        async with VideosClient(api) as client:
-            runner = Runner(settings, store, client, runner_id=runner_id, started_at=started)
+        async with Adapters(settings) as adapters:  # each made when a job of its provider is
+            runner = Runner(settings, store, adapters, runner_id=runner_id, started_at=started)
             await runner.run(stop)
     finally:
         try:

@@ -1,6 +1,7 @@
 """The steps of one job, for the runner: create (or remix), reconcile an unanswered
-create with the remote list, poll, download. A mixin of `Runner` (runner.py), which
-owns the loop, the leases and the store outage handling.
+create with the provider's list, poll, download. A mixin of `Runner` (loop.py), which
+owns the loop, the leases and the store outage handling. Every step goes through the
+job's provider adapter (providers/base.py): nothing here knows a provider's wire.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from sora_cli.config import Settings
 from sora_cli.domain.jobs import Job, JobError, JobStatus
+from sora_cli.domain.providers import FIND_CREATED, VARIANTS
 from sora_cli.domain.text import clean
 from sora_cli.errors import (
     AmbiguousCreate,
@@ -23,13 +25,13 @@ from sora_cli.errors import (
     SoraError,
     TransportError,
 )
-from sora_cli.providers.download import download_to
-from sora_cli.providers.openai.client import Attempt, Video, VideosClient
-from sora_cli.providers.openai.reconcile import find_created
+from sora_cli.providers.base import Created, FindsCreated, Polled, RemoteState, capable
+from sora_cli.providers.download import download_from
+from sora_cli.providers.registry import Adapters
 from sora_cli.providers.retry import backoff_delay
-from sora_cli.providers.wire import to_local
-from sora_cli.runner.outgoing import remixed_from, save_thumbnail, send_create
-from sora_cli.runner.pacing import PollPace, RateLimit
+from sora_cli.providers.wire import Attempt
+from sora_cli.runner.outgoing import create_request, match_request, save_thumbnail
+from sora_cli.runner.pacing import PollPace, Rates
 from sora_cli.store.repository import Store
 
 MAX_CREATE_ATTEMPTS = 8  # each re-send only after the remote list showed no job
@@ -52,10 +54,10 @@ class JobSteps:
 
     s: Settings
     store: Store
-    client: VideosClient
+    adapters: Adapters
     runner_id: str
     host: str
-    rate: RateLimit
+    rates: Rates
     _adopting: asyncio.Lock
 
     def _recorder(self, job_id: str) -> Callable[[Attempt], None]:
@@ -66,14 +68,16 @@ class JobSteps:
         raise NotImplementedError
 
     async def _create(self, job: Job) -> None:
-        await self.rate.acquire()
+        adapter = self.adapters.get(job.provider)
+        await self.rates.acquire(job.provider)
         started = time.time()
         attempt = job.create_attempts + 1
         self.store.transition(job.id, JobStatus.SUBMITTING, runner_id=self.runner_id,
                               attempt=attempt, create_started_at=started, create_attempts=attempt)
         crash_point("before_create")
         try:
-            answer = await send_create(self.client, self.store, job, self._recorder(job.id))
+            created = await adapter.create(create_request(self.store, job),
+                                           on_attempt=self._recorder(job.id))
         except AmbiguousCreate as exc:
             self.store.log(job.id, "create_unknown", message=str(exc), runner_id=self.runner_id,
                            http_status=exc.http_status, request_id=exc.request_id)
@@ -87,16 +91,13 @@ class JobSteps:
         except CannotSend as exc:  # nothing was sent
             self._fail(job.id, JobError(exc.code, str(exc)))
             return
-        video = answer.value
         crash_point("after_create")
-        self.store.transition(job.id, JobStatus.RUNNING, runner_id=self.runner_id, event="created",
-                              message=f"remote id {video.id}", remote_id=video.id,
-                              remote_status=video.status, progress=video.progress,
-                              submitted_at=time.time())
-        if video.status in ("queued", "in_progress"):
+        self._adopt(job, created, event="created", note=f"remote id {created.remote_id}")
+        state = created.polled.state if created.polled else RemoteState.QUEUED
+        if state in (RemoteState.QUEUED, RemoteState.RUNNING):
             # The create's answer was a status read: the first poll is one interval later.
             pace = PollPace(self.s.poll_min_seconds, self.s.poll_max_seconds)
-            await asyncio.sleep(pace.next(answer.poll_after_ms))
+            await asyncio.sleep(pace.next(_hint_ms(created.polled)))
 
     async def _reconcile(self, job: Job) -> None:
         """Adopt the video an unanswered create made, or decide that it made none.
@@ -107,27 +108,38 @@ class JobSteps:
         never when the server answered the attempt with a success we could not read.
         """
         assert job.create_started_at is not None
+        adapter = self.adapters.get(job.provider)
+        if not capable(adapter, FIND_CREATED) or not isinstance(adapter, FindsCreated):
+            self._fail(job.id, JobError("create_unconfirmed", _unlistable(job, adapter.where(job))))
+            return
         wait = job.create_started_at + RECONCILE_PAUSE - time.time()
         if wait > 0:
             await asyncio.sleep(wait)
         looked_at = time.time()
         async with self._adopting:
             try:
-                found = await find_created(self.client, job, taken=self.store.remote_id_taken,
-                                           on_attempt=self._recorder(job.id),
-                                           remixed_from=remixed_from(self.store, job))
+                found = await adapter.find_created(
+                    match_request(self.store, job), taken=self.store.remote_id_taken,
+                    on_attempt=self._recorder(job.id))
             except (ApiError, TransportError) as exc:
                 self.store.log(job.id, "reconcile_failed", runner_id=self.runner_id,
                                message=f"cannot read the remote list, the job waits: {exc}")
                 found = None
-            if found is not None and found.video is not None:
+            if found is not None and found.created is not None:
+                note = f"found {found.created.remote_id}, created by the unanswered request"
+                if found.others:
+                    note += ("; also matching, not adopted (check them): "
+                             f"{', '.join(found.others)}")
                 try:
-                    self._adopt(job, found.video, found.others)
+                    self._adopt(job, found.created, event="reconciled", note=note)
                 except RemoteIdTaken:  # another runner adopted it first: look again
-                    self.store.log(job.id, "reconcile_raced", runner_id=self.runner_id,
-                                   message=f"{found.video.id} was adopted by another job")
+                    self.store.log(job.id, "reconcile_raced", runner_id=self.runner_id, message=(
+                        f"{found.created.remote_id} was adopted by another job"))
                 return
-        if found is None:
+        if found is None or found.later:
+            if found is not None:
+                self.store.log(job.id, "reconcile_wait", runner_id=self.runner_id, message=(
+                    f"{job.provider} does not list the request yet; looking again"))
             await asyncio.sleep(self.s.poll_max_seconds)
             return
         settled = (job.create_started_at + RECONCILE_PAUSE
@@ -156,14 +168,14 @@ class JobSteps:
                                   f"sending again in {delay:.1f} s")
             await asyncio.sleep(delay)
 
-    def _adopt(self, job: Job, video: Video, others: tuple[str, ...]) -> None:
-        note = f"found {video.id}, created by the unanswered request"
-        if others:
-            note += f"; also matching, not adopted (check them): {', '.join(others)}"
-        self.store.transition(job.id, JobStatus.RUNNING, runner_id=self.runner_id,
-                              event="reconciled",
-                              message=note, remote_id=video.id, remote_status=video.status,
-                              progress=video.progress, submitted_at=time.time())
+    def _adopt(self, job: Job, created: Created, *, event: str, note: str) -> None:
+        """The remote job is this job's: its id and handle, stored in one transition."""
+        p = created.polled
+        self.store.transition(job.id, JobStatus.RUNNING, runner_id=self.runner_id, event=event,
+                              message=note, remote_id=created.remote_id,
+                              remote_handle=dict(created.handle) if created.handle else None,
+                              remote_status=_status_text(p) if p else None,
+                              progress=p.progress or 0 if p else 0, submitted_at=time.time())
 
     def _answered_create(self, job: Job) -> str | None:
         """How the server answered the last create with an unreadable success, if it did."""
@@ -188,8 +200,9 @@ class JobSteps:
                 "it was sent; its assets would have expired: not polling it any more")),
                 status=JobStatus.EXPIRED)
             return
+        adapter = self.adapters.get(job.provider)
         try:
-            answer = await self.client.retrieve(job.remote_id, on_attempt=self._recorder(job.id))
+            p = await adapter.poll(job, on_attempt=self._recorder(job.id))
         except TransportError as exc:
             self.store.log(job.id, "poll_failed", message=str(exc), runner_id=self.runner_id)
             await asyncio.sleep(self.s.poll_max_seconds)
@@ -203,30 +216,37 @@ class JobSteps:
                            http_status=exc.http_status, request_id=exc.request_id)
             await asyncio.sleep(self.s.poll_max_seconds)
             return
-        v = answer.value
         fields: dict[str, Any] = dict(
-            remote_status=v.status, progress=v.progress, poll_count=job.poll_count + 1,
-            expires_at=to_local(v.expires_at, answer.server_skew))  # kept on our clock
-        if v.status == "completed":
+            remote_status=_status_text(p), progress=p.progress or 0,
+            poll_count=job.poll_count + 1, expires_at=p.expires_at)  # kept on our clock
+        if p.result is not None:  # where the result is: kept with the job's handle
+            fields["remote_handle"] = {**(job.remote_handle or {}), "result": p.result}
+        if p.state is RemoteState.COMPLETED:
             self.store.transition(job.id, JobStatus.DOWNLOADING, runner_id=self.runner_id,
                                   **{**fields, "progress": 100})
-        elif v.status == "failed":
-            self._fail(job.id, JobError(clean(v.error_code or "failed"),
-                                        clean(v.error_message or "the video generation failed"),
-                                        request_id=answer.request_id), **fields)
+        elif p.state in (RemoteState.FAILED, RemoteState.CANCELLED, RemoteState.GONE):
+            error = p.error or JobError(p.state.value, f"the {job.provider} job {p.state.value}")
+            status = {RemoteState.CANCELLED: JobStatus.CANCELLED,
+                      RemoteState.GONE: JobStatus.EXPIRED}.get(p.state, JobStatus.FAILED)
+            self._fail(job.id, JobError(clean(error.code or p.state.value), clean(error.message),
+                                        request_id=error.request_id or p.request_id),
+                       status=status, **fields)
         else:
-            if (v.status, v.progress) != (job.remote_status, job.progress):
+            if (fields["remote_status"], fields["progress"]) != (job.remote_status, job.progress):
                 self.store.update(job.id, runner_id=self.runner_id, **fields)
-            await asyncio.sleep(pace.next(answer.poll_after_ms))
+            await asyncio.sleep(pace.next(_hint_ms(p)))
 
     async def _download(self, job: Job) -> None:
         assert job.remote_id is not None
+        adapter = self.adapters.get(job.provider)
         dest = self.s.save_dir / f"{job.id}.mp4"
         attempts = job.download_attempts + 1
         self.store.update(job.id, runner_id=self.runner_id, download_attempts=attempts)
         try:
-            saved = await download_to(self.client, job.remote_id, dest,
-                                      on_attempt=self._recorder(job.id))
+            saved = await download_from(
+                lambda offset: adapter.open_result(job, offset=offset), dest,
+                name=job.remote_id, path=adapter.result_path(job),
+                on_attempt=self._recorder(job.id))
         except TransportError as exc:
             if attempts < MAX_DOWNLOAD_ROUNDS:
                 self.store.log(job.id, "download_retry", message=str(exc), runner_id=self.runner_id)
@@ -247,8 +267,10 @@ class JobSteps:
         except SoraError as exc:
             self._fail(job.id, JobError("download_failed", str(exc)))
             return
-        thumbnail = None if not self.s.save_thumbnails else await save_thumbnail(
-            self.client, self.store, job, self.s.save_dir, self._recorder(job.id), self.runner_id)
+        thumbnail = None
+        if self.s.save_thumbnails and capable(adapter, VARIANTS):
+            thumbnail = await save_thumbnail(adapter, self.store, job, self.s.save_dir,
+                                             self._recorder(job.id), self.runner_id)
         crash_point("before_complete")
         self.store.transition(job.id, JobStatus.COMPLETED, runner_id=self.runner_id,
                               thumbnail_path=thumbnail,
@@ -260,3 +282,23 @@ class JobSteps:
 def _api_error(exc: ApiError, default_code: str = "api_error") -> JobError:
     return JobError(exc.code or default_code, exc.message, http_status=exc.http_status,
                     request_id=exc.request_id)
+
+
+def _hint_ms(p: Polled | None) -> int | None:
+    return None if p is None or p.poll_after is None else int(p.poll_after * 1000)
+
+
+def _status_text(p: Polled) -> str:
+    """The provider's word for the job, with the queue position when it gave one."""
+    text = clean(p.remote_status)[:64]
+    return f"{text} (position {p.queue_position})" if p.queue_position is not None else text
+
+
+def _unlistable(job: Job, where: str) -> str:
+    """Why an unanswered create of a provider that cannot list is not sent again."""
+    started = job.create_started_at or time.time()
+    window = (f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started))} and "
+              f"{time.strftime('%H:%M:%S', time.localtime(time.time()))}")
+    return (f"the create request ({where}), sent between {window}, got no usable answer, "
+            f"and {job.provider} cannot list what it made: it was not sent again. Check your "
+            f"{job.provider} requests of that time before `sora retry {job.id}`")

@@ -52,11 +52,11 @@ def export(ctx: Context, job: Job, dest: Path, *, force: bool) -> Path:
     if saved is not None:
         copy_into_place(saved, dest, force=force)
         return dest
-    if job.remote_id is None or job.remote_status != "completed":
+    if not job.has_result:
         raise SoraError(f"job {job.id} has no video to download (status {job.status})")
     if job.expires_at is not None and ctx.hooks.clock() > job.expires_at:
         raise SoraError(_expired_note(job))
-    fetch_video(ctx.settings, job.remote_id, dest)
+    fetch_result(ctx.settings, job, dest)
     return dest
 
 
@@ -107,20 +107,26 @@ def copy_into_place(src: Path, dest: Path, *, force: bool) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def fetch_video(settings: Settings, remote_id: str, dest: Path, *,
-                variant: str = "video") -> None:
-    require_key(settings)
+def fetch_result(settings: Settings, job: Job, dest: Path, *, variant: str = "video") -> None:
+    """A one-off fetch of a job's result through its provider's adapter, as the runner
+    would (for `sora download` when the runner did not save it)."""
+    assert job.remote_id is not None
+    require_key(settings, job.provider)
     if dest.is_symlink():  # never write through a link, nor replace one unasked
         raise InvalidInput(f"{dest} is a symbolic link; remove it or choose another path")
 
     import asyncio
 
-    from sora_cli.providers.download import download_to
-    from sora_cli.providers.openai.client import VideosClient
-    from sora_cli.providers.settings import api_settings
+    from sora_cli.providers.download import download_from
+    from sora_cli.providers.registry import Adapters
+
+    remote_id = job.remote_id
 
     async def go() -> None:
-        async with VideosClient(api_settings(settings)) as client:
-            await download_to(client, remote_id, dest, variant=variant)
+        async with Adapters(settings) as adapters:
+            adapter = adapters.get(job.provider)
+            await download_from(
+                lambda offset: adapter.open_result(job, variant=variant, offset=offset),
+                dest, name=remote_id, path=adapter.result_path(job, variant))
 
     asyncio.run(go())

@@ -27,8 +27,7 @@ RETRYABLE: Final = (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED)
 
 
 def remote_completed(job: Job) -> bool:
-    return job.remote_id is not None and (
-        job.status is JobStatus.COMPLETED or job.remote_status == "completed")
+    return job.has_result
 
 
 def expired(job: Job, now: float | None = None) -> bool:
@@ -167,6 +166,12 @@ def variant_target(job_id: str, out: str | None, variant: str, cwd: Path) -> Pat
 def export_variant(ctx: Context, job: Job, dest: Path, variant: str, *, force: bool) -> Path:
     """Save the thumbnail or spritesheet of a finished job at `dest`: the runner's copy
     of the thumbnail when it kept one, else fetched while the video has not expired."""
+    from sora_cli.domain.providers import BUILTIN
+    from sora_cli.domain.providers import VARIANTS as HAS_VARIANTS
+
+    info = BUILTIN.get(job.provider)
+    if info is not None and HAS_VARIANTS not in info.capabilities:
+        raise InvalidInput(f"{job.provider} jobs have only the video: no {variant}")
     if dest.is_dir():
         raise InvalidInput(f"{dest} is a directory")
     if dest.exists() and not force:
@@ -180,8 +185,7 @@ def export_variant(ctx: Context, job: Job, dest: Path, variant: str, *, force: b
     if expired(job):
         raise SoraError(f"job {job.id}: the video expired on the server; its {variant} "
                         "was not saved")
-    from sora_cli.services.export import fetch_video
+    from sora_cli.services.export import fetch_result
 
-    assert job.remote_id is not None
-    fetch_video(ctx.settings, job.remote_id, dest, variant=variant)
+    fetch_result(ctx.settings, job, dest, variant=variant)
     return dest

@@ -13,10 +13,10 @@ from `sora_cli.store.repository`, never this module.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from sora_cli.domain.jobs import Job
 from sora_cli.store.db import DB, for_update
@@ -50,9 +50,11 @@ class LeaseMixin:
     path: Path | str
 
     def claim(self, runner_id: str, limit: int, lease_seconds: float,
-              now: float | None = None) -> list[Job]:
+              now: float | None = None, *, rooms: Mapping[str, int] | None = None
+              ) -> list[Job]:
         """Lease up to `limit` unfinished jobs that nobody (alive) holds, oldest first,
-        and no more than the fleet limit leaves room for."""
+        and no more than the fleet limit leaves room for; with `rooms`, only jobs of
+        those providers, at most that many of each."""
         now = time.time() if now is None else now
         if limit <= 0:
             return []
@@ -61,19 +63,28 @@ class LeaseMixin:
             limit = limit if room is None else min(limit, room)
             if limit <= 0:
                 return []
-            # Never our own jobs, even with a lapsed lease: we are working them already
-            # (a second task on one job could send its create twice).
-            rows = conn.execute(
-                f"{SELECT_JOB} WHERE status IN ({ACTIVE_SQL}) AND (runner_id IS NULL "
-                "OR (lease_expires_at < ? AND runner_id <> ?)) ORDER BY created_at LIMIT ?"
-                f"{for_update(conn, skip_locked=True)}", (now, runner_id, limit),
-            ).fetchall()
-            jobs = [row_to_job(r) for r in rows]
-            for job in jobs:
-                conn.execute("UPDATE jobs SET runner_id = ?, lease_expires_at = ? WHERE id = ?",
-                             (runner_id, now + lease_seconds, job.id))
-                insert_event(conn, job.id, "claimed", now, runner_id=runner_id,
-                             message=_takeover(job))
+            jobs: list[Job] = []
+            left = None if rooms is None else {p: n for p, n in rooms.items() if n > 0}
+            for _ in range(len(left or ()) + 1):  # each round fills a provider, or is the last
+                if left == {} or len(jobs) >= limit:
+                    break
+                rows = _claimable(conn, runner_id, now, limit - len(jobs), left)
+                filled = False
+                for job in (row_to_job(r) for r in rows):
+                    if left is not None:
+                        if left.get(job.provider, 0) <= 0:
+                            continue  # its provider filled up in this round
+                        left[job.provider] -= 1
+                        if not left[job.provider]:
+                            del left[job.provider]
+                            filled = True
+                    jobs.append(job)
+                    conn.execute("UPDATE jobs SET runner_id = ?, lease_expires_at = ? "
+                                 "WHERE id = ?", (runner_id, now + lease_seconds, job.id))
+                    insert_event(conn, job.id, "claimed", now, runner_id=runner_id,
+                                 message=_takeover(job))
+                if not filled:
+                    break
         return [fetch_job(self._conn, j.id) or j for j in jobs]
 
     def renew(self, runner_id: str, lease_seconds: float, now: float | None = None) -> set[str]:
@@ -157,6 +168,19 @@ class LeaseMixin:
                 return
             conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
                          "DO UPDATE SET value = excluded.value", (FLEET_LIMIT_KEY, str(limit)))
+
+
+def _claimable(conn: DB, runner_id: str, now: float, limit: int,
+               providers: Mapping[str, int] | None) -> list[Any]:
+    """Rows of unfinished jobs nobody alive holds (of `providers`, when given), oldest first.
+    Never our own jobs, even with a lapsed lease: we are working them already (a second
+    task on one job could send its create twice)."""
+    only = "" if providers is None else f" AND provider IN ({', '.join('?' * len(providers))})"
+    return conn.execute(
+        f"{SELECT_JOB} WHERE status IN ({ACTIVE_SQL}){only} AND (runner_id IS NULL "
+        "OR (lease_expires_at < ? AND runner_id <> ?)) ORDER BY created_at LIMIT ?"
+        f"{for_update(conn, skip_locked=True)}", (*(providers or ()), now, runner_id, limit),
+    ).fetchall()
 
 
 def _fleet_room(conn: DB, now: float) -> int | None:

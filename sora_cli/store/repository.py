@@ -285,10 +285,12 @@ class Store(LeaseMixin, AdminMixin, MoneyMixin, BrowseMixin):
             sql += f" LIMIT {int(limit)}"
         return [row_to_job(r) for r in self._conn.execute(sql, params)]
 
-    def has_active(self) -> bool:
-        row = self._conn.execute(
-            f"SELECT 1 FROM jobs WHERE status IN ({ACTIVE_SQL}) LIMIT 1").fetchone()
-        return row is not None
+    def has_active(self, *, providers: Sequence[str] | None = None) -> bool:
+        """Any unfinished job (of one of `providers`, when given)?"""
+        sql, params = f"SELECT 1 FROM jobs WHERE status IN ({ACTIVE_SQL})", list(providers or ())
+        if providers is not None:
+            sql += f" AND provider IN ({', '.join('?' * len(params)) or 'NULL'})"
+        return self._conn.execute(sql + " LIMIT 1", params).fetchone() is not None
 
     def count_active(self) -> int:
         row = self._conn.execute(f"SELECT count(*) FROM jobs WHERE status IN ({ACTIVE_SQL})")

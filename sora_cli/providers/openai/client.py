@@ -10,7 +10,9 @@ AmbiguousCreate at once, for the caller to reconcile.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from sora_cli.errors import AmbiguousCreate, ApiError, InvalidInput
 from sora_cli.providers.content import ContentStream
@@ -48,18 +50,22 @@ class VideosClient(HttpApi):
 
     async def create(self, *, prompt: str, model: str, size: str, seconds: int,
                      image_url: str | None = None, image_file: ImageFile | None = None,
+                     extra: Mapping[str, Any] | None = None,
                      on_attempt: OnAttempt | None = None) -> Answer[Video]:
         """Start a video. An image reference goes as a multipart file part
         (``image_file``: name, bytes, content type) or as the JSON object form
-        ``input_reference: {"image_url": ...}``."""
+        ``input_reference: {"image_url": ...}``. ``extra`` fields (`--param`) go along,
+        over the others."""
         if not prompt.strip():
             raise InvalidInput("the prompt is empty")
         if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
             raise InvalidInput(f"seconds must be a positive whole number, not {seconds!r}")
-        fields = {"prompt": prompt, "model": model, "size": size, "seconds": str(seconds)}
+        fields: dict[str, Any] = {"prompt": prompt, "model": model, "size": size,
+                                  "seconds": str(seconds), **(extra or {})}
         body: Body = fields
         if image_file is not None:
-            body = Multipart(fields, {"input_reference": image_file})
+            form = {k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
+            body = Multipart(form, {"input_reference": image_file})
         elif image_url is not None:
             body = {**fields, "input_reference": {"image_url": image_url}}
         return await self._video("POST", "/videos", body=body, on_attempt=on_attempt, billed=True)

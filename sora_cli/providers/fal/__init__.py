@@ -1,0 +1,1 @@
+"""fal (queue API): its adapter."""
