@@ -15,7 +15,7 @@ JSON_FIELDS = {
     "seconds", "estimated_cost_usd", "created_at", "submitted_at", "completed_at",
     "updated_at", "expires_at", "error", "output_path", "bytes", "sha256",
     "create_attempts", "poll_count", "download_attempts", "label", "image", "remix_of",
-    "retry_of", "thumbnail_path", "output_host",
+    "retry_of", "thumbnail_path", "output_host", "provider", "params",
 }
 
 

@@ -20,16 +20,17 @@ def cost_cmd(
     tctx: typer.Context,
     since: str = typer.Option(None, "--since", metavar="AGE", help="Only jobs completed in "
                               "the last AGE: 30m, 12h, 7d, 2w [default: all]."),
-    by: str = typer.Option(None, "--by", metavar="day|model|label", help="One line per "
-                           "day (local time), model or label."),
+    by: str = typer.Option(None, "--by", metavar="day|model|label|provider", help="One "
+                           "line per day (local time), model, label or provider."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object (with `groups`)."),
 ) -> None:
-    """Estimated spend of completed jobs (price per second by model and size; jobs of
-    models with no known price are counted apart, never guessed).
+    """Estimated spend of completed jobs (the catalogue's prices by model, size and
+    seconds; jobs of models with no known price are counted apart, never guessed).
 
     \b
     sora cost
     sora cost --since 7d --by day
+    sora cost --by provider
     sora cost --by label --json | jq '.groups[] | {label, estimated_cost_usd}'
     """
     seconds = None if since is None else parse_since(since)  # bad input before the store

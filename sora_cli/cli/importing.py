@@ -19,7 +19,9 @@ from sora_cli.cli.common import (
 def import_cmd(
     tctx: typer.Context,
     video_ids: list[str] = typer.Argument(None, metavar="VIDEO_ID...", help="Remote video "
-                                          "ids (video_...).", show_default=False),
+                                          "ids (video_...), or PROVIDER:ID of another provider "
+                                          "that can look a job up (replicate:...).",
+                                          show_default=False),
     remote_list: bool = typer.Option(False, "--remote-list", help="Every video the remote "
                                      "list shows (not failed or expired) that no job has."),
     as_json: bool = JSON_OPT,
@@ -31,6 +33,7 @@ def import_cmd(
 
     \b
     sora import video_68d7512d07848190b3e45da0ecbebcde
+    sora import replicate:gm3qorzdhgbfurvjtvhg6dckhu
     sora import --remote-list -q | xargs sora wait --download -o recovered/
     """
     from sora_cli.services.remote import import_videos

@@ -8,7 +8,7 @@ from sora_cli.cli import submit  # noqa: F401
 from sora_cli.cli import jobs, wait, download  # noqa: F401
 from sora_cli.cli import watch, cost  # noqa: F401
 from sora_cli.cli import remix, housekeeping, logs, importing  # noqa: F401
-from sora_cli.cli import manage  # noqa: F401
+from sora_cli.cli import models, manage  # noqa: F401
 from sora_cli.cli import serve  # noqa: F401
 from sora_cli.cli.app import app
 

@@ -98,10 +98,12 @@ def runner_serve() -> None:
 
 @config_app.command("show")
 def config_show(tctx: typer.Context, as_json: bool = JSON_OPT) -> None:
-    """Print the effective settings (env beats config file beats defaults); key masked.
+    """Print the effective settings (env beats config file beats defaults); keys masked.
+    Each provider shows its base URL, its key variable and whether it has a key.
 
     \b
     sora config show --json | jq .base_url
+    sora config show --json | jq '.providers | map_values(.has_key)'
     """
     settings = open_context(tctx).settings
     data = {**settings.public_dict(), "db_path": str(settings.db_path)}
@@ -110,8 +112,19 @@ def config_show(tctx: typer.Context, as_json: bool = JSON_OPT) -> None:
 
         out(json.dumps(data))
     else:
-        for key, value in data.items():
+        for key, value in _flat(data):
             out(f"{key} = {'' if value is None else value}")
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """`providers.fal.base_url = ...`: nested tables as dotted keys."""
+    out: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            out.extend(_flat(value, f"{prefix}{key}."))
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
 
 
 def completion_script(shell: str) -> str:

@@ -38,7 +38,8 @@ def job_dict(job: Job) -> dict[str, Any]:
     return {
         "id": job.id, "remote_id": job.remote_id, "status": job.status.value,
         "remote_status": job.remote_status, "progress": job.progress, "prompt": job.prompt,
-        "model": job.model, "size": job.size, "seconds": job.seconds,
+        "provider": job.provider, "model": job.model, "size": job.size, "seconds": job.seconds,
+        "params": dict(job.params) if job.params else None,
         "estimated_cost_usd": cost_of(job),
         "created_at": iso(job.created_at), "submitted_at": iso(job.submitted_at),
         "completed_at": iso(job.completed_at), "updated_at": iso(job.updated_at),
@@ -106,7 +107,12 @@ def detail(job: Job, *, colour: bool, links: Mapping[str, Sequence[str]] | None 
     derived from it (`remixes`, `retries`)."""
     d = job_dict(job)
     lines = [f"{job.id}  {status_text(job.status.value, colour)}  {job.progress}%"]
-    for key in ("remote_id", "remote_status", "label", "model", "size", "seconds", "created_at",
+    d["model"] = job.model_ref
+    d["size"] = job.size or None
+    d["seconds"] = job.seconds or None
+    d["params"] = json_line(d["params"]) if d["params"] else None
+    for key in ("remote_id", "remote_status", "label", "model", "params", "size", "seconds",
+                "created_at",
                 "submitted_at", "completed_at", "expires_at", "output_path", "bytes", "sha256",
                 "thumbnail_path", "image", "remix_of", "retry_of"):
         if d[key] is not None:

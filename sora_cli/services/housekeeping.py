@@ -14,6 +14,7 @@ from typing import Final
 from sora_cli.domain.durations import parse_duration
 from sora_cli.domain.images import is_url
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
+from sora_cli.domain.providers import BUILTIN, DELETE, REMIX
 from sora_cli.errors import InvalidInput, SoraError
 from sora_cli.services.context import Context
 from sora_cli.services.export import copy_into_place, output_path
@@ -40,6 +41,7 @@ def expired(job: Job, now: float | None = None) -> bool:
 def remix(ctx: Context, ref: str, prompt: str, *, label: str | None = None) -> Job:
     """Record a job remixing a completed job's remote video with a new prompt."""
     source = ctx.store.resolve(ref)
+    _require(source, REMIX, "remix a video")
     if not remote_completed(source):
         raise InvalidInput(f"job {source.id} is {source.status}: only a completed job can "
                            "be remixed")
@@ -47,7 +49,8 @@ def remix(ctx: Context, ref: str, prompt: str, *, label: str | None = None) -> J
         raise InvalidInput(f"job {source.id}: its video expired on the server, so it cannot "
                            "be remixed")
     req = VideoRequest(prompt=prompt, model=source.model, size=source.size,
-                       seconds=source.seconds, label=label, remix_of=source.id)
+                       seconds=source.seconds, label=label, remix_of=source.id,
+                       provider=source.provider)
     (job,) = submit(ctx, [req])
     return job
 
@@ -84,7 +87,8 @@ def retry(ctx: Context, jobs: Sequence[Job]) -> list[Job]:
                                    "longer available")
         requests.append(VideoRequest(
             prompt=job.prompt, model=job.model, size=job.size, seconds=job.seconds,
-            label=job.label, image=job.image, remix_of=job.remix_of, retry_of=job.id))
+            label=job.label, image=job.image, remix_of=job.remix_of, retry_of=job.id,
+            provider=job.provider, params=job.params))
     return submit(ctx, requests) if requests else []
 
 
@@ -95,10 +99,20 @@ def check_remote_delete(jobs: Sequence[Job]) -> None:
     """The API deletes only completed or failed videos: refuse (exit 2) up front. An
     unfinished job without a remote id yet is refused too: its create may be in flight."""
     for job in jobs:
+        if job.remote_id is not None:
+            _require(job, DELETE, "delete its remote video (delete it without --remote)")
         if job.status.is_active:
             raise InvalidInput(
                 f"job {job.id} is {job.status}: the API deletes only completed or failed "
                 "videos (cancel it, or delete it without --remote); nothing was deleted")
+
+
+def _require(job: Job, capability: str, what: str) -> None:
+    """InvalidInput (exit 2) when the job's provider cannot do `capability`."""
+    info = BUILTIN.get(job.provider)
+    if info is not None and capability not in info.capabilities:
+        raise InvalidInput(f"job {job.id} is a {job.provider} job: {job.provider} cannot "
+                           f"{what}; nothing was changed")
 
 
 def remove_local(ctx: Context, jobs: Sequence[Job], *, message: str | None = None) -> None:

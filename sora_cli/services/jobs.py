@@ -29,7 +29,8 @@ def read_refs(args: Sequence[str], stdin_text: str | None) -> list[str]:
 
 
 def cancel(ctx: Context, refs: Sequence[str]) -> list[tuple[Job, str]]:
-    """Cancel jobs; a job already sent may still be billed, and the note says so."""
+    """Cancel jobs; a job already sent may still be billed, and the note says so. A sent
+    job of a provider that can cancel (fal, Replicate) is cancelled there too."""
     out: list[tuple[Job, str]] = []
     for job in resolve_all(ctx, refs):
         if job.status.is_final:
@@ -37,6 +38,10 @@ def cancel(ctx: Context, refs: Sequence[str]) -> list[tuple[Job, str]]:
             continue
         note = ("never sent" if job.status is JobStatus.QUEUED else
                 "no longer tracked; the remote job may still run and be billed")
+        if job.remote_id is not None and job.status is JobStatus.RUNNING:
+            from sora_cli.services.remote import cancel_remote  # the network, only here
+
+            note = cancel_remote(ctx, job) or note
         updated = ctx.store.transition(job.id, JobStatus.CANCELLED, release=True,
                                        message=note)
         out.append((updated, note))

@@ -32,6 +32,35 @@ def _client(ctx: Context) -> VideosClient:
     return VideosClient(api_settings(ctx.settings))
 
 
+# --- cancel ---------------------------------------------------------------------------------
+
+
+def cancel_remote(ctx: Context, job: Job) -> str | None:
+    """Cancel a sent job at its provider, when the provider can; the note for the user
+    (None: the provider cannot, the job is only no longer tracked)."""
+    from sora_cli.domain.providers import BUILTIN, CANCEL
+    from sora_cli.errors import TransportError
+    from sora_cli.providers.base import Cancels
+    from sora_cli.providers.registry import Adapters
+
+    info = BUILTIN.get(job.provider)
+    if info is None or CANCEL not in info.capabilities:
+        return None
+    require_key(ctx.settings, job.provider)
+
+    async def go() -> str:
+        async with Adapters(ctx.settings) as adapters:
+            adapter = adapters.get(job.provider)
+            assert isinstance(adapter, Cancels)
+            return await adapter.cancel(job)
+
+    try:
+        return asyncio.run(go())
+    except (ApiError, TransportError) as exc:
+        return (f"{job.provider} did not confirm the cancel ({exc}); no longer tracked: it "
+                "may still run and be billed")
+
+
 # --- delete --remote ------------------------------------------------------------------
 
 
@@ -97,16 +126,30 @@ def import_videos(ctx: Context, ids: Sequence[str], *, remote_list: bool) -> Imp
     """
     if remote_list == bool(ids):
         raise InvalidInput("give remote video ids or --remote-list (one of them)")
-    wanted = check_video_ids(ids)
-    require_key(ctx.settings)
+    others = [i for i in ids if ":" in i]  # PROVIDER:ID: another provider's job
+    wanted = check_video_ids([i for i in ids if ":" not in i])
+    if wanted or remote_list:
+        require_key(ctx.settings)
     result = Imported()
+    looked = []
+    if others:
+        from sora_cli.services.importing import lookup_all
+
+        looked = lookup_all(ctx, others)
     known = [v for v in wanted if ctx.store.job_by_remote_id(v) is not None]
     for video_id in known:
         job = ctx.store.job_by_remote_id(video_id)
         result.notes.append(f"{video_id} is already job {job.id if job else '?'}: skipped")
     wanted = [v for v in wanted if v not in known]
-    videos = asyncio.run(_fetch(ctx, wanted, remote_list, result))
+    videos = asyncio.run(_fetch(ctx, wanted, remote_list, result)) if wanted or remote_list \
+        else []
     records = [_record(ctx, v, skew) for v, skew in videos]
+    for record in looked:
+        if ctx.store.job_by_remote_id(record.remote_id) is not None:
+            result.notes.append(f"{record.provider}:{record.remote_id} is already in the store: "
+                                "skipped")
+        else:
+            records.append(record)
     for job in ctx.store.import_videos(records):
         if job is not None:
             result.jobs.append(job)

@@ -9,14 +9,21 @@ Plain, portable SQL (`?` placeholders, no SQLite-only functions).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from sora_cli.domain.jobs import Job, JobStatus
 from sora_cli.store.db import DB
-from sora_cli.store.rows import SELECT_JOB, fetch_job, insert_event, row_to_job, write
+from sora_cli.store.rows import (
+    SELECT_JOB,
+    fetch_job,
+    insert_event,
+    json_text,
+    row_to_job,
+    write,
+)
 
 TOMBSTONE: Final = "deleted"
 
@@ -35,6 +42,9 @@ class RemoteVideo:
     submitted_at: float | None
     expires_at: float | None
     remix_of: str | None = None
+    provider: str = "openai"
+    params: Mapping[str, Any] | None = None
+    remote_handle: Mapping[str, Any] | None = None
 
 
 class AdminMixin:
@@ -111,11 +121,13 @@ class AdminMixin:
                 conn.execute(
                     "INSERT INTO jobs (id, prompt, model, size, seconds, status, remote_id, "
                     "remote_status, progress, created_at, updated_at, submitted_at, expires_at, "
-                    "create_attempts, poll_count, download_attempts, remix_of) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?)",
+                    "create_attempts, poll_count, download_attempts, remix_of, provider, "
+                    "params, remote_handle) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?, ?)",
                     (job_id, v.prompt, v.model, v.size, v.seconds, JobStatus.RUNNING.value,
                      v.remote_id, v.remote_status, v.progress, at, at, v.submitted_at,
-                     v.expires_at, v.remix_of))
+                     v.expires_at, v.remix_of, v.provider, json_text(v.params),
+                     json_text(v.remote_handle)))
                 insert_event(conn, job_id, "imported", at, to_status=JobStatus.RUNNING.value,
                              message=f"imported remote video {v.remote_id} ({v.remote_status})")
                 out.append(fetch_job(conn, job_id))
