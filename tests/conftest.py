@@ -13,10 +13,10 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point SORA_HOME at tmp_path and drop every OPENAI_* / SORA_* variable, so no
-    test reads the real config or touches the real data dir."""
+    """Point SORA_HOME at tmp_path and drop every OPENAI_* / SORA_* / FAL_* /
+    REPLICATE_* variable, so no test reads the real config or touches the real data dir."""
     for name in list(os.environ):
-        if name.startswith(("OPENAI_", "SORA_")):
+        if name.startswith(("OPENAI_", "SORA_", "FAL_", "REPLICATE_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("SORA_HOME", str(tmp_path))
     return tmp_path

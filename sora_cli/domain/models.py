@@ -18,7 +18,6 @@ Pure rules, no I/O besides reading the shipped catalogue.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -89,6 +88,8 @@ def parse_param(text: str) -> tuple[str, Any]:
                            f"(got {text[:80]!r})")
     if key in RESERVED_PARAMS:
         raise InvalidInput(f"--param {key}: the {key} is the PROMPT argument")
+    import json  # here: `sora --help` never needs it
+
     try:
         value: Any = json.loads(raw)
     except ValueError:
@@ -111,6 +112,10 @@ def check_params(params: Mapping[str, Any], where: str = "--param") -> dict[str,
             raise InvalidInput(f"{where}: {str(key)[:80]!r} is not a field name")
         if key in RESERVED_PARAMS:
             raise InvalidInput(f"{where}: {key!r} is not a param (it is the prompt)")
+    if not params:
+        return {}
+    import json
+
     try:
         size = len(json.dumps(params, ensure_ascii=False, allow_nan=False).encode())
     except ValueError:

@@ -120,7 +120,7 @@ class Sora:
 
 def make_env(home: Path, base_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OPENAI_", "SORA_", "PYTEST_"))}
+           if not k.startswith(("OPENAI_", "SORA_", "PYTEST_", "FAL_", "REPLICATE_"))}
     env.update(
         SORA_HOME=str(home), OPENAI_BASE_URL=base_url, OPENAI_API_KEY=TEST_KEY,
         SORA_POLL_MIN_SECONDS="0.1", SORA_POLL_MAX_SECONDS="1", SORA_IDLE_EXIT_SECONDS="3",
@@ -128,6 +128,18 @@ def make_env(home: Path, base_url: str, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+FAL_TEST_KEY = "fal-e2e-key:0123456789abcdef"
+REPLICATE_TEST_KEY = "r8_e2e_0123456789abcdefghij"
+
+
+def provider_env(fake: FakeProc) -> dict[str, str]:
+    """Where the fake serves fal and Replicate, and their keys, as sora reads them."""
+    urls = fake.get("/_fake/urls")
+    return {"SORA_FAL_BASE_URL": urls["fal"], "SORA_FAL_PLATFORM_URL": urls["fal_platform"],
+            "SORA_REPLICATE_BASE_URL": urls["replicate"], "FAL_KEY": FAL_TEST_KEY,
+            "REPLICATE_API_TOKEN": REPLICATE_TEST_KEY}
 
 
 def kill_runner(s: Sora) -> int:

@@ -24,6 +24,7 @@ from .harness import (
     kill_runner,
     make_env,
     proc_memory_kib,
+    provider_env,
     runner_pid,
     start_fake,
     stop_proc,
@@ -60,6 +61,7 @@ def make_sora(tmp_path: Path) -> Iterator[MakeSora]:
         work = tmp_path / f"work{len(made)}"
         work.mkdir()
         # Long leases: a crashed runner's jobs must be taken over at once, not when they end.
+        env = {**provider_env(fake), **env}
         s = Sora(home, make_env(home, fake.base_url, SORA_LEASE_SECONDS="300", **env), work)
         made.append(s)
         return s
@@ -73,22 +75,32 @@ def runner_gone(s: Sora) -> bool:
     return not s.runner()["running"]
 
 
+# The same faults against each provider family (a few representative cases each, for CI's
+# time): the model a submit names, and so the adapter and the fake family that serve it.
+MODELS = {"openai": [], "fal": ["-m", "fal:fal-ai/kling-video/v2.1/master/text-to-video"],
+          "replicate": ["-m", "replicate:google/veo-3"]}
+
+
 # -- 1. SIGKILL of the runner in each phase ---------------------------------------------
 
 
-@pytest.mark.parametrize(("point", "left_as", "creates"), [
-    ("after_claim", "queued", 0),        # claimed, nothing done yet
-    ("before_create", "submitting", 0),  # marked submitting, the request never left
-    ("after_create", "submitting", 1),   # the server answered; the remote id was not stored
-    ("before_complete", "downloading", 1),  # the file is saved; the job not yet completed
+@pytest.mark.parametrize(("provider", "point", "left_as", "creates"), [
+    ("openai", "after_claim", "queued", 0),        # claimed, nothing done yet
+    ("openai", "before_create", "submitting", 0),  # marked submitting, the request never left
+    ("openai", "after_create", "submitting", 1),   # answered; the remote id was not stored
+    ("openai", "before_complete", "downloading", 1),  # the file is saved; not yet completed
+    ("fal", "after_create", "submitting", 1),
+    ("fal", "before_complete", "downloading", 1),
+    ("replicate", "after_create", "submitting", 1),
+    ("replicate", "before_complete", "downloading", 1),
 ])
 def test_runner_killed_at_a_step_boundary_is_resumed(
-        make_fake: MakeFake, make_sora: MakeSora, point: str, left_as: str,
+        make_fake: MakeFake, make_sora: MakeSora, provider: str, point: str, left_as: str,
         creates: int) -> None:
     fake = make_fake("--job-seconds", "0.5", "--poll-after-ms", "100")
     s = make_sora(fake, SORA_REQUEST_TIMEOUT="2")
-    prompt = f"crash {point}"
-    job_id = s.ok("submit", prompt, env={CRASH_ENV: point}).strip()
+    prompt = f"crash {point} on {provider}"
+    job_id = s.ok("submit", *MODELS[provider], prompt, env={CRASH_ENV: point}).strip()
     wait_for(lambda: runner_gone(s) and s.job(job_id)["status"] == left_as, 30,
              f"the runner to die at {point}")
     assert fake.stats()["creates"] == creates
@@ -150,15 +162,17 @@ def test_runner_killed_mid_download(make_fake: MakeFake, make_sora: MakeSora) ->
 # -- 2. Ambiguous creates -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("action", ["create_then_stall", "stall_then_create"])
+@pytest.mark.parametrize(("provider", "action"), [
+    ("openai", "create_then_stall"), ("openai", "stall_then_create"),
+    ("fal", "stall_then_create"), ("replicate", "stall_then_create")])
 def test_create_slower_than_the_client_timeout_is_not_sent_twice(
-        make_fake: MakeFake, make_sora: MakeSora, action: str) -> None:
+        make_fake: MakeFake, make_sora: MakeSora, provider: str, action: str) -> None:
     """The client gives up after 1 s; the server made the video before, or after that."""
     fake = make_fake("--job-seconds", "0.5", "--poll-after-ms", "100")
-    prompt = f"slow server {action}"
+    prompt = f"slow server {action} on {provider}"
     fake.faults({"action": action, "route": "create", "prompt": prompt, "delay_ms": 2500})
     s = make_sora(fake, SORA_REQUEST_TIMEOUT="1")
-    job_id = s.ok("submit", prompt).strip()
+    job_id = s.ok("submit", *MODELS[provider], prompt).strip()
     r = s.run("wait", job_id, "--timeout", "60")
     assert r.returncode == 0, r.stderr
     job = assert_saved_once(s, fake, job_id)
@@ -273,14 +287,16 @@ def test_soak_flaky_network_loses_nothing_and_pays_once(make_fake: MakeFake,
 # -- 4. Downloads ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ranges", [True, False], ids=["range", "no-range"])
+@pytest.mark.parametrize(("provider", "ranges"), [
+    ("openai", True), ("openai", False), ("fal", True), ("replicate", True)],
+    ids=["range", "no-range", "fal-cdn", "replicate-cdn"])
 def test_truncated_download_is_resumed_or_restarted(make_fake: MakeFake, make_sora: MakeSora,
-                                                    ranges: bool) -> None:
+                                                    provider: str, ranges: bool) -> None:
     fake = make_fake("--job-seconds", "0.3", "--poll-after-ms", "100",
                      "--video-bytes", "1000000", *([] if ranges else ["--no-range"]))
     fake.faults({"action": "truncate", "route": "content", "times": 2})
     s = make_sora(fake)
-    job_id = s.ok("submit", f"truncated {ranges}").strip()
+    job_id = s.ok("submit", *MODELS[provider], f"truncated {ranges} on {provider}").strip()
     assert s.run("wait", job_id, "--timeout", "60").returncode == 0
     assert_saved_once(s, fake, job_id)
     counters = fake.stats()["counters"]
