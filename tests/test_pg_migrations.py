@@ -163,18 +163,20 @@ def test_migrations_wait_for_the_advisory_lock(pg_url: str) -> None:
 # --- upgrades --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("start", [1, 2])
+@pytest.mark.parametrize("start", [1, 2, 3, 4])
 def test_an_old_store_upgrades_to_the_fresh_schema(pg_url: str, other_url: str,
                                                    start: int) -> None:
     load_v1_fixture(pg_url)
-    if start == 2:  # the previous version: schema 1 with step 1 -> 2 applied, stamped 2
+    if start > 1:  # an earlier version: schema 1 with the steps up to `start` applied
         conn = PgDB(pg_url)
         with conn.write():
-            migrations.STEPS[1](conn)
-            conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+            for step in range(1, start):
+                migrations.STEPS[step](conn)
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                         (str(start),))
         conn.close()
     assert query(pg_url, "SELECT value FROM meta") == [(str(start),)]
-    jobs_before, events_before = v1_rows(pg_url)
+    jobs_before, events_before = v1_rows(pg_url, upgraded=start >= 4)  # 4 renamed one
     assert len(jobs_before) == 3 and len(events_before) == 19
 
     with Store.open(pg_url) as s:
@@ -183,13 +185,22 @@ def test_an_old_store_upgrades_to_the_fresh_schema(pg_url: str, other_url: str,
         assert (done.status, failed.status, running.status) == (S.COMPLETED, S.FAILED,
                                                                  S.RUNNING)
         assert (done.bytes, done.sha256, done.output_host) == (123456, "ab" * 32, None)
+        assert {j.provider for j in (done, failed, running)} == {"openai"}  # schema 4
+        [fal] = s.add_jobs([VideoRequest("on fal", "fal-ai/veo3", "", 8, provider="fal",
+                                         params={"duration": "8s"})])
+        s.transition(fal.id, S.SUBMITTING)
+        s.transition(fal.id, S.RUNNING, remote_id="req-1", remote_handle={"status_url": "u"})
+        got = s.get(fal.id)
+        assert got is not None and (got.provider, got.params, got.remote_handle) == (
+            "fal", {"duration": "8s"}, {"status_url": "u"})
         assert s.resolve("cmpd").id == "cmpd2345"
         assert [e.kind for e in s.events("rnng3456")] == [
             "created", "claimed", "submitting", "http", "created"]
         [new] = s.add_jobs([VideoRequest("after the upgrade")])  # events.id keeps counting
-        assert s.events(new.id)[0].id == 20
+        assert s.events(new.id)[0].id == 23  # 19, then the fal job's 3
         s.transition("rnng3456", S.DOWNLOADING, runner_id="host:100:abcdef")
-        assert [j.id for j in s.claim("other", 5, 60, now=T0 + 1000)] == ["rnng3456", new.id]
+        assert [j.id for j in s.claim("other", 5, 60, now=T0 + 1000, rooms={"openai": 5})
+                ] == ["rnng3456", new.id]
 
     assert query(pg_url, "SELECT value FROM meta") == [(str(migrations.SCHEMA_VERSION),)]
     Store.open(other_url).close()

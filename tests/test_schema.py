@@ -359,6 +359,8 @@ def test_the_first_release_store_opens_with_everything(tmp_path: Path) -> None:
                                         request_id="req_9")
         assert (failed.model, failed.size, failed.seconds) == ("sora-2-pro", "1792x1024", 12)
         assert (running.progress, running.poll_count, running.runner_id) == (40, 3, RUNNER)
+        assert {j.provider for j in (done, failed, running)} == {"openai"}  # schema 5
+        assert (done.params, done.remote_handle) == (None, None)
         assert s.resolve("video_rnng3456").id == "rnng3456"
         assert s.resolve("@last").id == "rnng3456"
         assert [e.kind for e in s.events("cmpd2345")] == [
@@ -378,5 +380,31 @@ def test_the_first_release_store_opens_with_everything(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert migrations.stored_version(conn) == migrations.SCHEMA_VERSION
         assert shape(conn) == declared_shape()  # both roads end at the same schema
+    finally:
+        conn.close()
+
+
+def test_a_schema_4_store_gets_providers(tmp_path: Path) -> None:
+    """The previous release's store: every job becomes an openai one, and the new
+    columns hold JSON."""
+    path = tmp_path / "v3.db"
+    load_fixture(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for step in (1, 2, 3):
+            migrations.STEPS[step](conn)
+        conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    finally:
+        conn.close()
+    with Store.open(path) as s:
+        assert [s.resolve(i).provider for i in V1_IDS] == ["openai"] * 3
+        [job] = s.add_jobs([VideoRequest("on replicate", "google/veo-3", "", 8,
+                                         provider="replicate", params={"duration": 8})])
+        assert s.get(job.id).params == {"duration": 8}  # type: ignore[union-attr]
+        assert read(path, "SELECT provider, params FROM jobs WHERE id = ?", (job.id,)) == [
+            ("replicate", '{"duration":8}')]
+    conn = sqlite3.connect(path)
+    try:
+        assert shape(conn) == declared_shape()
     finally:
         conn.close()

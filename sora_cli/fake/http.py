@@ -264,12 +264,12 @@ class Handler(WireHandler):
             self._send_json(200, {"scheduled": len(faults)})
         elif self.command == "GET" and path.startswith("/_fake/jobs/"):
             job_id = path.removeprefix("/_fake/jobs/")
-            job = (fake._backend.remote.get("fal", job_id)
-                   or fake._backend.remote.get("replicate", job_id))
+            job = (fake.backend.remote.get("fal", job_id)
+                   or fake.backend.remote.get("replicate", job_id))
             if job is None:
                 raise ApiFailure(404, f"No fal or Replicate job {job_id!r}.")
             self._send_json(200, {"id": job.id, "family": job.family, "model": job.model,
-                                  "input": job.input, "state": fake._backend.remote.state(job)})
+                                  "input": job.input, "state": fake.backend.remote.state(job)})
         elif self.command == "GET" and path == "/_fake/urls":
             self._send_json(200, dict(fake.urls()))
         elif self.command == "GET" and path == "/_fake/stats":

@@ -73,6 +73,8 @@ def with_images(items: Sequence[BatchLine], *, fit: bool, home: Path,
                     raise InvalidInput(f"--fit resizes to the exact --size of an OpenAI-contract "
                                        f"model; {req.provider} models take the image as it is")
                 if key not in kept:
+                    if exact is None:
+                        inline_limit(req.provider, req.image)  # before a copy is kept
                     kept[key] = prepare_image(req.image, size=exact, fit=fit, home=home)
             except InvalidInput as exc:
                 where = f"{source} line {item.line}: " if source is not None else ""
@@ -80,3 +82,18 @@ def with_images(items: Sequence[BatchLine], *, fit: bool, home: Path,
             req = replace(req, image=kept[key])
         requests.append(req)
     return requests
+
+
+def inline_limit(provider: str, path: str) -> None:
+    """A local image for a provider that takes it inline (a data URI) must fit its limit."""
+    from sora_cli.domain.images import is_url
+    from sora_cli.domain.providers import BUILTIN
+
+    limit = BUILTIN[provider].inline_image_bytes if provider in BUILTIN else 0
+    try:
+        size = Path(path).expanduser().stat().st_size if not is_url(path) else 0
+    except OSError:
+        return  # prepare_image says what is wrong with it
+    if size > limit:
+        raise InvalidInput(f"image {path} is {size} bytes; {provider} takes a local image "
+                           f"inline up to {limit} bytes: give its URL instead")
