@@ -71,7 +71,9 @@ def parse_error_envelope(body: bytes) -> tuple[str | None, str | None]:
     if isinstance(detail, list):  # validation errors (fal): [{"loc": [...], "msg": ...}]
         first = detail[0] if detail and isinstance(detail[0], dict) else {}
         return _validation_text(detail), _text(data.get("error_type")) or _text(first.get("type"))
-    return (_text(data.get("message")) or _text(detail),
+    status = data.get("status")  # fal's cancel: {"status": "ALREADY_COMPLETED"}
+    return (_text(data.get("message")) or _text(detail)
+            or (_text(status) if isinstance(status, str) else None),
             _text(data.get("code")) or _text(data.get("error_type")))
 
 

@@ -130,6 +130,8 @@ class FalProvider:
             answer = await self.queue.call("GET", _url(job, "response_url"),
                                            on_attempt=on_attempt)
         except ApiError as exc:
+            if exc.http_status is not None and exc.http_status < 300:
+                raise  # an answer we could not read: the runner asks again
             if exc.http_status is None or exc.http_status >= 500 or exc.retryable:
                 raise TransportError(f"the result is not readable yet: {exc}", sent=True) from exc
             if exc.http_status == 404:
