@@ -69,9 +69,13 @@ def test_hot_commands_import_no_heavy_library(tmp_path: Path, argv: list[str]) -
     finally:
         os.close(fd)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
-                for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    modules = {line.rsplit("|", 1)[-1].strip()
+               for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    imported = {m.split(".")[0] for m in modules}
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+    # no provider adapter either: they load when a job of theirs is worked
+    assert not {m for m in modules if m.startswith("sora_cli.providers")}, sorted(
+        m for m in modules if m.startswith("sora_cli.providers"))
 
 
 def test_hot_queries_read_through_indexes(tmp_path: Path, bench_modules: None) -> None:
