@@ -3,6 +3,7 @@ auth schemes and error shapes, the subpath rule, cancels, the lists, the CDN ori
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import urllib.error
@@ -94,7 +95,7 @@ def test_faults_strike_every_family_in_its_own_shape(server: FakeServer) -> None
     status, problem, _ = call("POST", f"{urls['replicate']}/v1/models/google/veo-3/predictions",
                               {"input": {"prompt": "x"}}, auth="Bearer key")
     assert status == 429 and problem["status"] == 429 and problem["title"]
-    assert server._backend.stats()["creates"] == 0
+    assert server.backend.stats()["creates"] == 0
 
 
 def test_the_cdn_is_another_origin_that_counts_credentials(server: FakeServer) -> None:
@@ -105,7 +106,7 @@ def test_the_cdn_is_another_origin_that_counts_credentials(server: FakeServer) -
     for auth in (None, "Key key"):
         request = urllib.request.Request(url, headers={"Authorization": auth} if auth else {})
         with urllib.request.urlopen(request, timeout=10) as answer:
-            assert len(answer.read()) == server.options.video_bytes
-    counters = server._backend.stats()["counters"]
+            data = answer.read()
+            assert hashlib.sha256(data).hexdigest() == server.expected_sha256(made["request_id"])
+    counters = server.backend.stats()["counters"]
     assert (counters["cdn_requests"], counters["cdn_with_credentials"]) == (2, 1)
-    assert server.expected_sha256(made["request_id"])  # what /_fake/sha256 tells tests

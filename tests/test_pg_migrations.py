@@ -185,7 +185,7 @@ def test_an_old_store_upgrades_to_the_fresh_schema(pg_url: str, other_url: str,
         assert (done.status, failed.status, running.status) == (S.COMPLETED, S.FAILED,
                                                                  S.RUNNING)
         assert (done.bytes, done.sha256, done.output_host) == (123456, "ab" * 32, None)
-        assert {j.provider for j in (done, failed, running)} == {"openai"}  # schema 4
+        assert {j.provider for j in (done, failed, running)} == {"openai"}  # schema 5
         [fal] = s.add_jobs([VideoRequest("on fal", "fal-ai/veo3", "", 8, provider="fal",
                                          params={"duration": "8s"})])
         s.transition(fal.id, S.SUBMITTING)

@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from sora_cli.fake.content import content_sha256
 from sora_cli.fake.server import FakeOptions, FakeServer, Fault
 
 trustme = pytest.importorskip("trustme", reason="trustme is not installed")
@@ -175,7 +174,7 @@ def test_replicate_client_creates_waits_and_downloads(
     assert prediction.status == "succeeded"
     assert prediction.output.startswith(server.cdn_url)
     data = fetch(prediction.output, ca)
-    assert hashlib.sha256(data).hexdigest() == content_sha256(prediction.id, "video", len(data))
+    assert hashlib.sha256(data).hexdigest() == server.expected_sha256(prediction.id)
     again = c.predictions.get(prediction.id)
     assert again.completed_at is not None and again.metrics["predict_time"] > 0
 

@@ -163,7 +163,7 @@ class Handler(WireHandler):
         fault = self.take_fault("content", None)
         video_bytes = self.server.fake.options.video_bytes
         self._serve_bytes(job.id, "video", content_size("video", video_bytes),
-                          CONTENT_TYPES["video"], fault)
+                          CONTENT_TYPES["video"], fault, real=video_bytes is None)
 
     # -- the Videos contract ----------------------------------------------------------
 
