@@ -17,8 +17,8 @@ from sora_cli.domain.jobs import Job, JobStatus
 from sora_cli.errors import AmbiguousCreate, ApiError, TransportError
 from sora_cli.providers.base import CreateRequest, ImageInput, RemoteState
 from sora_cli.providers.download import download_from
+from sora_cli.providers.endpoint import EndpointSettings
 from sora_cli.providers.fal import adapter as fal
-from sora_cli.providers.http import EndpointSettings
 from sora_cli.providers.replicate.adapter import ReplicateApi, ReplicateProvider
 from sora_cli.providers.wire import Attempt
 

@@ -219,3 +219,15 @@ def test_what_a_provider_cannot_do_exits_2(home: Path) -> None:
         sora("delete", done, "--remote", "--yes"), 2)
     assert "only the video" in error_line(sora("download", done, "--variant", "thumbnail"), 2)
     assert "cannot import 'fal:abc'" in error_line(sora("import", "fal:abc"), 2)
+
+
+def test_a_runner_is_started_only_for_work_this_process_has_a_key_for(
+        home: Path, kicks: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A runner without the key would leave the job alone: starting one is pointless."""
+    with Store.open(home / "sora.db") as store:
+        store.add_jobs([VideoRequest("x", "fal-ai/veo3", "", 8, provider="fal")])
+    sora("list")
+    assert kicks == []
+    monkeypatch.setenv("FAL_KEY", FAL_KEY)
+    sora("list")
+    assert kicks == [home]

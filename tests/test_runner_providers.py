@@ -90,7 +90,7 @@ def test_a_provider_without_a_key_is_left_alone(tmp_path: Path, server: FakeServ
     run_runner(s, store)  # exits when idle, though the fal job is unfinished
     assert store.get(done.id).status is JobStatus.COMPLETED  # type: ignore[union-attr]
     left = store.get(waiting.id)
-    assert left is not None and left.status is JobStatus.QUEUED and left.lease_owner is None
+    assert left is not None and left.status is JobStatus.QUEUED and left.runner_id is None
     assert [e.kind for e in store.events(waiting.id)] == ["created"]
     assert server.create_count("no key for me") == 0
 

@@ -15,21 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
-import importlib.metadata
 import itertools
 import random
 import ssl
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from sora_cli.domain.text import mask_key
 from sora_cli.errors import ApiError, InvalidInput, SoraError
 from sora_cli.providers.answers import display_url
 from sora_cli.providers.content import (
@@ -39,6 +35,7 @@ from sora_cli.providers.content import (
     origin,
     read_capped,
 )
+from sora_cli.providers.endpoint import Body, Endpoint, Multipart, log_path, skew, user_agent
 from sora_cli.providers.outcome import (
     Failure,
     json_object,
@@ -52,61 +49,6 @@ from sora_cli.providers.wire import Answer, Attempt, OnAttempt
 POOL_SIZE: Final = 8  # connections per httpx client (see HttpApi.__init__)
 MAX_JSON_BYTES: Final = 10 * 1024 * 1024
 CONNECT_TIMEOUT: Final = 10.0
-ImageFile = tuple[str, bytes, str]  # file name, bytes, content type
-
-
-class Endpoint(Protocol):
-    """Where a provider's API is and how hard to try: what `HttpApi` reads."""
-
-    @property
-    def base_url(self) -> str: ...
-
-    @property
-    def api_key(self) -> str: ...
-
-    @property
-    def timeout(self) -> float: ...
-
-    @property
-    def max_retries(self) -> int: ...
-
-    @property
-    def ca_bundle(self) -> str | None: ...
-
-
-@dataclass(frozen=True, repr=False)
-class EndpointSettings:
-    """An `Endpoint` for the providers whose client needs nothing more."""
-
-    base_url: str
-    api_key: str
-    timeout: float = 60.0
-    max_retries: int = 5
-    ca_bundle: str | None = None
-
-    def __repr__(self) -> str:
-        return (f"EndpointSettings(base_url={self.base_url!r}, "
-                f"api_key={mask_key(self.api_key)!r}, timeout={self.timeout!r}, "
-                f"max_retries={self.max_retries!r}, ca_bundle={self.ca_bundle!r})")
-
-
-@dataclass(frozen=True)
-class Multipart:
-    """A multipart/form-data body: plain fields and file parts."""
-
-    fields: dict[str, str]
-    files: dict[str, ImageFile]
-
-
-Body = dict[str, Any] | Multipart
-
-
-def user_agent() -> str:
-    try:
-        version = importlib.metadata.version("sora-cli")
-    except importlib.metadata.PackageNotFoundError:
-        version = "0"
-    return f"sora-cli/{version}"
 
 
 class _RetryLater(Exception):
@@ -287,7 +229,7 @@ class HttpApi:
         poll = headers.get(self.POLL_AFTER_HEADER, "").strip()
         return Answer(value=value, request_id=headers.get("x-request-id"),
                       poll_after_ms=int(poll) if poll.isdigit() else None,
-                      server_skew=_skew(headers.get("date")))
+                      server_skew=skew(headers.get("date")))
 
     async def call(self, method: str, target: str, *, body: Body | None = None,
                    params: dict[str, str] | None = None, on_attempt: OnAttempt | None = None,
@@ -325,7 +267,7 @@ class HttpApi:
                        params: dict[str, str] | None, on_attempt: OnAttempt | None,
                        billed: bool) -> tuple[dict[str, Any], httpx.Headers]:
         failure: Failure | None
-        path = _log_path(url, self._base)
+        path = log_path(url, self._base)
         try:
             status, headers, raw, complete = await self._exchange(method, url, body, params)
         except httpx.HTTPError as exc:
@@ -377,25 +319,6 @@ class HttpApi:
             headers = httpx.Headers(headers)
             headers["x-request-id"] = headers[name]
         return headers
-
-
-def _log_path(url: str, base: str) -> str:
-    """What the attempt log says a request went to: the path under the base (as before),
-    or an absolute URL's path, never its query string (signed URLs carry secrets)."""
-    if url.startswith(base + "/") or url == base:
-        return url[len(base):].split("?", 1)[0] or "/"
-    return httpx.URL(url).path
-
-
-def _skew(date: str | None) -> float | None:
-    """The server's clock minus ours, from its Date header (None when it sent none)."""
-    if not date:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(date).timestamp()
-    except (TypeError, ValueError, OverflowError, IndexError):
-        return None
-    return when - time.time()
 
 
 def _report(on_attempt: OnAttempt | None, attempt: Attempt) -> None:

@@ -35,7 +35,8 @@ from sora_cli.domain.providers import BUILTIN
 from sora_cli.errors import AmbiguousCreate, ApiError, InvalidInput, TransportError
 from sora_cli.providers.base import Created, CreateRequest, Found, Polled, RemoteState
 from sora_cli.providers.content import ContentStream
-from sora_cli.providers.http import EndpointSettings, HttpApi
+from sora_cli.providers.endpoint import EndpointSettings
+from sora_cli.providers.http import HttpApi
 from sora_cli.providers.inputs import (
     image_field,
     matches_input,

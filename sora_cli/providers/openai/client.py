@@ -16,7 +16,8 @@ from typing import Any
 
 from sora_cli.errors import AmbiguousCreate, ApiError, InvalidInput
 from sora_cli.providers.content import ContentStream
-from sora_cli.providers.http import Body, HttpApi, ImageFile, Multipart
+from sora_cli.providers.endpoint import Body, ImageFile, Multipart
+from sora_cli.providers.http import HttpApi
 from sora_cli.providers.openai.types import ApiSettings, Video, VideoPage, valid_video_id
 from sora_cli.providers.outcome import ambiguous
 from sora_cli.providers.wire import Answer, Attempt, OnAttempt
