@@ -30,9 +30,8 @@ class BrowseMixin:
                provider: str | None = None, search: str | None = None,
                before: str | None = None, limit: int = 50) -> list[Job]:
         """Jobs newest first, filtered, at most `limit`; `before` (a job id) starts the
-        page after that job. `provider` matches the model reference's `PROVIDER:` prefix
-        (none means the default provider); `search` is a case-insensitive substring of
-        the prompt."""
+        page after that job. `provider` is the job's provider (`openai`, `fal`...);
+        `search` is a case-insensitive substring of the prompt."""
         wanted = list(dict.fromkeys(JobStatus(s) for s in statuses))
         if len(wanted) > 1:  # one indexed walk per status, merged (IN would sort them all)
             pages = [self.browse(statuses=[s], label=label, provider=provider, search=search,
@@ -48,12 +47,9 @@ class BrowseMixin:
         if label is not None:
             conds.append("label = ?")
             params.append(label)
-        if provider is not None:
-            if provider == DEFAULT_PROVIDER:
-                conds.append("model NOT LIKE '%:%'")
-            else:
-                conds.append("model LIKE ? ESCAPE '\\'")
-                params.append(like_escape(provider) + ":%")
+        if provider is not None:  # schema 5: each job's own column
+            conds.append("provider = ?")
+            params.append(provider)
         if search:
             conds.append("lower(prompt) LIKE ? ESCAPE '\\'")
             params.append(f"%{like_escape(search.lower())}%")

@@ -66,7 +66,8 @@ def test_bad_input_is_422_with_the_clis_message_and_records_nothing(served: Serv
         cli = served.sora.run(*argv)
         assert cli.returncode == 2 and cli.stderr.strip() == f"sora: {r.json()['detail']}"
     for body in ({"prompt": 5}, {"prompt": "x", "image": "/etc/passwd"}, ["x"],
-                 {"prompt": "x", "params": {"fps": 30}}):
+                 {"prompt": "x", "params": ["fps"]},
+                 {"prompt": "x", "model": "fal:fal-ai/veo3", "seconds": 5}):
         r = c.post("/api/jobs", json=body)
         assert r.status_code == 422 and r.json()["detail"], body
     assert c.post("/api/jobs", content=b"{not json",

@@ -95,16 +95,22 @@ def test_the_body_takes_the_fields_and_the_config_defaults(tmp_path: Path) -> No
     req = parse_request({"prompt": "a fox", "seconds": "12", "size": "1792x1024",
                          "label": "L", "model": None, "params": {}}, s)
     assert (req.seconds, req.size, req.label, req.model) == (12, "1792x1024", "L", "sora-2-pro")
+    req = parse_request({"prompt": "a fox", "model": "kling", "seconds": 10,
+                         "params": {"cfg_scale": 0.4}}, s)  # a provider's model, as the CLI
+    assert (req.provider, req.seconds, req.params) == (
+        "fal", 10, {"duration": "10", "cfg_scale": 0.4})
 
 
 @pytest.mark.parametrize(("body", "message"), [
     ({}, '"prompt" is required'),
     ("a fox", "one JSON object"),
     ({"prompt": "x", "image": "/etc/passwd"}, "unknown field 'image'"),
-    ({"prompt": "x", "seconds": True}, '"seconds" must be 4, 8 or 12'),
+    ({"prompt": "x", "seconds": True}, '"seconds" must be a whole number'),
     ({"prompt": "x", "seconds": 5}, "--seconds must be one of 4, 8, 12"),
     ({"prompt": "x", "size": 720}, "'size' must be a string"),
-    ({"prompt": "x", "params": {"fps": 24}}, "no provider"),
+    ({"prompt": "x", "params": [24]}, '"params" must be a JSON object'),
+    ({"prompt": "x", "model": "fal:fal-ai/veo3", "seconds": 5}, "takes --seconds 4, 6, 8"),
+    ({"prompt": "x", "model": "runway:gen4"}, "unknown provider 'runway'"),
     ({"prompt": "x", "label": ""}, "--label must be one line"),
 ])
 def test_bad_bodies_say_what_is_wrong(tmp_path: Path, body: object, message: str) -> None:

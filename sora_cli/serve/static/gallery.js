@@ -44,7 +44,7 @@
     $("token").focus();
   }
 
-  const providerOf = (model) => (model.includes(":") ? model.split(":")[0] : "openai");
+  const providerOf = (job) => job.provider || "openai";
   const money = (usd) => (usd === null || usd === undefined ? "–" : "$" + usd.toFixed(2));
 
   // --- filters ------------------------------------------------------------------
@@ -69,14 +69,14 @@
     const f = filters();
     if (f.status && job.status !== f.status) return false;
     if (f.label && job.label !== f.label) return false;
-    if (f.provider && providerOf(job.model) !== f.provider) return false;
+    if (f.provider && providerOf(job) !== f.provider) return false;
     return !f.q || job.prompt.toLowerCase().includes(f.q.toLowerCase());
   }
 
   function remember(job) {
     const before = state.labels.size + state.providers.size;
     if (job.label) state.labels.add(job.label);
-    state.providers.add(providerOf(job.model));
+    state.providers.add(providerOf(job));
     if (state.labels.size + state.providers.size === before) return;
     fillOptions($("labels"), [...state.labels].sort(), false);
     const chosen = $("f-provider").value;
@@ -110,7 +110,7 @@
     bar.value = job.progress;
     bar.setAttribute("aria-label", "Progress of job " + job.id);
     card.querySelector(".prompt").textContent = job.prompt;
-    const meta = [providerOf(job.model) + " / " + job.model.replace(/^[^:]*:/, ""),
+    const meta = [providerOf(job) + " / " + job.model.replace(/^[^:]*:/, ""),
       job.seconds + " s", job.size,
       job.estimated_cost_usd === null ? "no price" : "~" + money(job.estimated_cost_usd)];
     if (job.label) meta.push("label: " + job.label);
