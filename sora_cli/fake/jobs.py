@@ -33,6 +33,7 @@ class RemoteJob:
     cancelled_at: float | None = None  # wall clock
     prompt_text: str | None = None  # the prompt, when its field is not `prompt` (Runway)
     deleted: bool = False  # deleted at the provider (Runway, Luma): gone from its API
+    cancelled_running: bool = False  # Runway: a cancel that found it running (no refund)
 
     @property
     def prompt(self) -> str:

@@ -11,6 +11,9 @@
 - ``DELETE /runway/v1/tasks/{id}``: 204; cancels an unfinished task, deletes any other
   (a deleted task answers 404 from then on).
 - Errors: ``{"error": "...", "issues": [...]}``. There is no list of tasks.
+- Credits, as runwayml 5.24's types require: ``estimatedCost`` on the create and on
+  unfinished tasks, ``cost`` on finished ones (a cancel before RUNNING is refunded, one
+  while RUNNING is not; an input the moderation refused is not refunded).
 
 What the docs leave open, the fake decides: a missing or other X-Runway-Version answers
 400; an unknown task 404 ``{"error": "Task not found"}``.
@@ -36,6 +39,17 @@ CONCURRENCY: Final = 2  # tasks an organization runs at once (tier 1); the rest 
 _TASK: Final = re.compile(r"/runway/v1/tasks/([0-9a-f-]{36})")
 FAILURE: Final = ("Your prompt or image was flagged by our content moderation system.",
                   "SAFETY.INPUT.TEXT")
+# credits a second (Runway's API reference), without audio and with it; for veo3.1 which
+# rate goes with audio is the fake's guess (the reference gives only the range)
+CREDITS: Final = {"gen4.5": (12, 12), "gen4_turbo": (5, 5), "veo3.1": (20, 40),
+                  "veo3.1_fast": (10, 15)}
+
+
+def credits(job: RemoteJob) -> int:
+    rates = CREDITS.get(job.model, (10, 10))
+    seconds = job.input.get("duration")
+    seconds = seconds if isinstance(seconds, int) and not isinstance(seconds, bool) else 5
+    return rates[0 if job.input.get("audio") is False else 1] * seconds
 
 
 def runway_route(method: str, path: str) -> str | None:
@@ -67,8 +81,10 @@ def runway_api(h: Responder, path: str, query: dict[str, str], body: bytes) -> N
         h.send_json(200, task(h, job))
         return
     with book.lock:
-        if book.state(job) in ("queued", "running"):
+        state = book.state(job)
+        if state in ("queued", "running"):
             job.cancelled_at = time.time()
+            job.cancelled_running = state == "running"  # what the cancel observed
         else:
             job.deleted = True
     h.send_empty(204)
@@ -101,7 +117,7 @@ def _create(h: Responder, endpoint: str, payload: dict[str, Any]) -> None:
     job = h.server.fake.backend.remote.add("runway", str(model), payload,
                                             prompt=prompt if isinstance(prompt, str) else "")
     h.after_create(fault)
-    answer: dict[str, Any] = {"id": job.id}
+    answer: dict[str, Any] = {"id": job.id, "estimatedCost": {"credits": credits(job)}}
     if fault is not None and fault.action == "bad_id":
         answer["id"] = fault.text or "../../escape"
     h.send_json(200, answer)
@@ -118,15 +134,19 @@ def task(h: Responder, job: RemoteJob) -> dict[str, Any]:
         ahead = sum(1 for j in book.listed("runway") if j.created < job.created
                     and book.state(j) in ("queued", "running"))
         out["status"] = "THROTTLED" if ahead >= CONCURRENCY else "PENDING"
+        out["estimatedCost"] = {"credits": credits(job)}
     elif state == "running":
         elapsed = time.monotonic() - job.started
         out.update(status="RUNNING", progress=round(min(0.99, elapsed
-                                                        / fake.options.job_seconds), 2))
+                                                        / fake.options.job_seconds), 2),
+                   estimatedCost={"credits": credits(job)})
     elif state == "succeeded":
-        out.update(status="SUCCEEDED", output=[
+        out.update(status="SUCCEEDED", cost={"credits": credits(job)}, output=[
             signed_url(fake.cdn_url, job.id, fake.options.url_seconds)])
     elif state == "failed":
-        out.update(status="FAILED", failure=FAILURE[0], failureCode=FAILURE[1])
+        out.update(status="FAILED", failure=FAILURE[0], failureCode=FAILURE[1],
+                   cost={"credits": credits(job)})
     else:
-        out["status"] = "CANCELLED"
+        out.update(status="CANCELLED",
+                   cost={"credits": credits(job) if job.cancelled_running else 0})
     return out
