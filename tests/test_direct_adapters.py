@@ -392,3 +392,22 @@ def test_sizes_and_lengths_map_as_each_model_takes_them() -> None:
         "duration": 10, "resolution": "768P"}
     with pytest.raises(InvalidInput, match="at most 6 s"):
         map_request(hailuo, seconds=10, size="1080x1920")
+
+
+def test_luma_cancel_deletes_and_says_what_is_not_known(make_server: MakeServer,
+                                                        tmp_path: Path) -> None:
+    server = make_server(job_seconds=30)
+    a = adapter(server, "luma", tmp_path)
+
+    async def go() -> tuple[str, str]:
+        made = await a.create(CreateRequest(job("luma", "ray-2")), on_attempt=lambda _: None)
+        j = job("luma", "ray-2", remote_id=made.remote_id)
+        first = await a.cancel(j)
+        again = await a.cancel(j)
+        await a.aclose()
+        return first, again
+
+    first, again = run(go())
+    assert "deleted the generation" in first and "not documented" in first
+    assert again == "Luma no longer has the generation"
+    assert all(j.deleted for j in server._backend.remote.listed("luma"))

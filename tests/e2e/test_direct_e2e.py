@@ -112,6 +112,29 @@ def test_an_unanswered_luma_create_is_found_in_the_list(sora: Sora, fake: FakePr
     assert "create_unknown" in kinds and "reconciled" in kinds
 
 
+def test_a_luma_generation_made_elsewhere_is_imported_and_saved(sora: Sora,
+                                                                fake: FakeProc) -> None:
+    import json
+    import urllib.request
+
+    urls = fake.get("/_fake/urls")
+    body = json.dumps({"model": "ray-2", "prompt": "made in the Luma console",
+                       "duration": "9s"}).encode()
+    from .harness import DIRECT_TEST_KEYS
+
+    request = urllib.request.Request(
+        f"{urls['luma']}/generations", data=body, method="POST",
+        headers={"Authorization": f"Bearer {DIRECT_TEST_KEYS['LUMAAI_API_KEY']}",
+                 "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        generation = json.loads(answer.read())
+    job_id = sora.ok("import", f"luma:{generation['id']}", "-q").strip()
+    r = sora.run("wait", job_id, "--timeout", "60")
+    assert r.returncode == 0, r.stderr
+    job = assert_saved_once(sora, fake, job_id)
+    assert (job["provider"], job["model"], job["seconds"]) == ("luma", "ray-2", 9)
+
+
 def test_runway_cancel_reaches_the_provider(sora: Sora, fake: FakeProc, tmp_path: Path
                                             ) -> None:
     slow = start_fake("--job-seconds", "30")
