@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -132,7 +133,8 @@ class LumaProvider:
         data = answer.value
         found = data.get("request")
         sent: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-        params = {k: v for k, v in sent.items() if isinstance(k, str) and v is not None
+        params = {k: _scalar(v) for k, v in list(sent.items())[:50] if isinstance(k, str)
+                  and len(k) <= 64 and _scalar(v) is not None
                   and k not in ("prompt", "model", "keyframes", "callback_url")}
         return Looked(remote, text(sent.get("prompt"), 32000) or "",
                       text(sent.get("model") or data.get("model"), 200) or "unknown",
@@ -183,6 +185,14 @@ class LumaProvider:
         first = candidates[0]
         return Found(Created(first[1], None, polled(first[2])),
                      tuple(c[1] for c in candidates[1:]))
+
+
+def _scalar(value: Any) -> str | int | float | bool | None:
+    """An echoed field worth keeping as a param: a plain value, a string cleaned and
+    bounded (the provider's values are never trusted)."""
+    if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    return text(value, 200) if isinstance(value, str) else None
 
 
 def matches(sent: Mapping[str, Any], echoed: Any) -> bool:
