@@ -410,4 +410,4 @@ def test_luma_cancel_deletes_and_says_what_is_not_known(make_server: MakeServer,
     first, again = run(go())
     assert "deleted the generation" in first and "not documented" in first
     assert again == "Luma no longer has the generation"
-    assert all(j.deleted for j in server._backend.remote.listed("luma"))
+    assert all(j.deleted for j in server.backend.remote.listed("luma"))
