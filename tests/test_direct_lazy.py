@@ -17,8 +17,8 @@ from sora_cli.store.repository import Store
 
 PROBE = """
 import json, sys
-import sora_cli.services.context as context
-context.ensure_runner = lambda *a: True  # no runner: it would work the jobs
+import sora_cli.runner.spawn as spawn
+spawn.ensure_runner = lambda *a: True  # no runner: it would work the jobs
 from sora_cli.__main__ import main
 sys.argv = ["sora", *json.loads(sys.argv[1])]
 try:
@@ -51,6 +51,9 @@ def test_no_provider_module_is_imported(home: tuple[Path, list[str]], args: list
     path, ids = home
     argv = [ids[0] if a == "0" else a for a in args]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SORA_", "OPENAI_"))}
+    nowhere = "http://127.0.0.1:9"  # were a runner started after all, it reaches nothing
+    env.update(SORA_RUNWAY_BASE_URL=nowhere, SORA_LUMA_BASE_URL=nowhere,
+               SORA_MINIMAX_BASE_URL=nowhere)
     env.update(SORA_HOME=str(path), RUNWAYML_API_SECRET="k",
                LUMAAI_API_KEY="k", MINIMAX_API_KEY="k", OPENAI_API_KEY="sk-x")
     r = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argv)], capture_output=True,
@@ -58,3 +61,4 @@ def test_no_provider_module_is_imported(home: tuple[Path, list[str]], args: list
     line = [x for x in r.stderr.splitlines() if x.startswith("LOADED ")]
     assert line, r.stderr
     assert json.loads(line[0].removeprefix("LOADED ")) == [], (r.stdout, r.stderr)
+    assert not (path / "runner.log").exists()  # and no runner was started
