@@ -42,7 +42,8 @@ from sora_cli.providers.base import (
     RemoteState,
 )
 from sora_cli.providers.content import ContentStream
-from sora_cli.providers.http import EndpointSettings, HttpApi
+from sora_cli.providers.endpoint import EndpointSettings
+from sora_cli.providers.http import HttpApi
 from sora_cli.providers.inputs import remote_id, result_url, text, timestamp
 from sora_cli.providers.outcome import ambiguous
 from sora_cli.providers.wire import Answer, OnAttempt, to_local, to_server

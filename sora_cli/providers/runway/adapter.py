@@ -38,7 +38,8 @@ from sora_cli.domain.providers import BUILTIN
 from sora_cli.errors import AmbiguousCreate, ApiError, InvalidInput
 from sora_cli.providers.base import Created, CreateRequest, Polled, RemoteState
 from sora_cli.providers.content import ContentStream
-from sora_cli.providers.http import EndpointSettings, HttpApi
+from sora_cli.providers.endpoint import EndpointSettings
+from sora_cli.providers.http import HttpApi
 from sora_cli.providers.inputs import model_input, remote_id, result_url, text
 from sora_cli.providers.outcome import ambiguous
 from sora_cli.providers.wire import Answer, OnAttempt
