@@ -5,8 +5,9 @@ The facts are data files shipped in the package (`sora_cli/providers/catalogue/
 `ModelInfo`s, a pure function, and `models(provider)` reads the file once per process.
 The rest maps a request onto a model's own input fields: `--seconds` onto its
 duration field (written as it wants it: "5", "8s" or 5), `--size WxH` onto its aspect
-ratio (W:H reduced) and its resolution (by the short side), and refuses, naming what
-the model takes, any value it does not take.
+ratio (W:H reduced) and its resolution (by the short side), or onto an exact size
+field (Runway's ratio "1280:720"), and refuses, naming what the model takes, any value
+it does not take.
 
 The OpenAI contract's two models keep their rules in jobs.py (sizes, seconds, prices);
 `openai_models()` describes them in the same shape for `sora models`.
@@ -24,7 +25,7 @@ from sora_cli.domain.jobs import ALLOWED_SECONDS, SIZES_720P, SIZES_PRO, Job, es
 from sora_cli.errors import InvalidInput
 
 ENCODINGS: Final = ("string", "string_s", "integer")
-SHIPPED: Final = ("fal", "replicate")  # the providers with a data file
+SHIPPED: Final = ("fal", "replicate", "runway", "luma", "minimax")  # with a data file
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,18 @@ class ModelInfo:
     image_field: str | None = None
     image_required: bool = False
     price: Price | None = None
-    sizes: tuple[str, ...] = ()  # exact WxH sizes (the OpenAI contract's models)
+    sizes: tuple[str, ...] = ()  # exact WxH sizes (the OpenAI contract's; a size field's)
+    # A field that takes the exact size, written W:H (Runway's ratio); its sizes above.
+    size_field: str | None = None
+    image_sizes: tuple[str, ...] = ()  # sizes it takes only with an image
+    default_size: str | None = None  # sent when no --size is given (a required field)
+    max_seconds: Mapping[int, int] = field(default_factory=dict)  # short side -> longest
+
+    def takes_seconds_at(self, side: int | None, seconds: int) -> bool:
+        """False for a length the model does not make at this resolution (MiniMax's
+        1080P is 6 s only)."""
+        limit = self.max_seconds.get(side or 0)
+        return limit is None or seconds <= limit
 
     @property
     def ref(self) -> str:
@@ -137,6 +149,7 @@ def _model(provider: str, item: Any) -> ModelInfo:
         resolution = r
     if isinstance(i := item.get("image"), Mapping):
         image = i
+    size: Mapping[str, Any] = item["size"] if isinstance(item.get("size"), Mapping) else {}
     if isinstance(p := item.get("price"), Mapping):
         price = Price(_float(p.get("usd_per_second")), _float(p.get("usd_per_video")),
                       {int(k): float(v) for k, v in dict(p.get("by_resolution", {})).items()},
@@ -155,6 +168,12 @@ def _model(provider: str, item: Any) -> ModelInfo:
         image_field=str(image["field"]) if image else None,
         image_required=bool(image.get("required", False)) if image else False,
         price=price,
+        sizes=tuple(str(v) for v in size.get("values", ())),
+        size_field=str(size["field"]) if size else None,
+        image_sizes=tuple(str(v) for v in size.get("image_only", ())),
+        default_size=str(size["default"]) if "default" in size else None,
+        max_seconds={int(k): int(v) for k, v in dict(resolution.get("max_seconds", {})).items()}
+        if resolution else {},
     )
 
 
@@ -229,9 +248,10 @@ class Mapped:
     size: str  # what the job records ("": the model's default)
 
 
-def map_request(info: ModelInfo, *, seconds: int | None, size: str | None) -> Mapped:
-    """The model's fields for `--seconds`/`--size`; InvalidInput (exit 2) naming what
-    the model takes for a value it does not take."""
+def map_request(info: ModelInfo, *, seconds: int | None, size: str | None,
+                image: bool = False) -> Mapped:
+    """The model's fields for `--seconds`/`--size` (``image``: the job has one);
+    InvalidInput (exit 2) naming what the model takes for a value it does not take."""
     fields: dict[str, Any] = {}
     chosen = 0
     if seconds is not None:
@@ -246,14 +266,28 @@ def map_request(info: ModelInfo, *, seconds: int | None, size: str | None) -> Ma
         chosen = info.seconds.default
     if info.seconds is not None and chosen:
         fields[info.seconds.field] = info.seconds.encode(chosen)
+    if size is None and info.size_field and info.default_size:
+        size = info.default_size  # a required field: the model's default, recorded
     if size is not None:
-        fields.update(_size_fields(info, size))
+        fields.update(_size_fields(info, size, image=image))
+    side = _short_side(size) if size else info.default_resolution
+    if chosen and not info.takes_seconds_at(side, chosen):
+        raise InvalidInput(f"{info.ref} makes at most {info.max_seconds[side or 0]} s at a "
+                           f"short side of {side} (got --seconds {chosen})")
     return Mapped(fields, chosen, size or "")
 
 
-def _size_fields(info: ModelInfo, size: str) -> dict[str, Any]:
+def _size_fields(info: ModelInfo, size: str, *, image: bool = False) -> dict[str, Any]:
     width, height = parse_wxh(size)
     taken = info.size_list()
+    if info.size_field:
+        if size not in info.sizes:
+            raise InvalidInput(f"{info.ref} takes --size {', '.join(taken)} (got {size})")
+        if size in info.image_sizes and not image:
+            plain = [s for s in taken if s not in info.image_sizes]
+            raise InvalidInput(f"{info.ref} takes --size {size} only with --image (without "
+                               f"one: {', '.join(plain)})")
+        return {info.size_field: f"{width}:{height}"}
     if not info.aspect_field and not info.resolution_field:
         raise InvalidInput(f"{info.ref} takes no --size (its output size is fixed, or set by "
                            "its image; send the model's own fields with --param)")

@@ -193,7 +193,8 @@ def resolve(draft: Draft, defaults: Defaults) -> VideoRequest:
                            f"--provider {ref.provider})")
     if draft.image is None and info.image_required and info.image_field not in params:
         raise InvalidInput(f"{ref} is an image-to-video model: give --image PATH|URL")
-    mapped = map_request(info, seconds=draft.seconds, size=draft.size)
+    mapped = map_request(info, seconds=draft.seconds, size=draft.size,
+                         image=draft.image is not None or info.image_field in params)
     seconds = mapped.seconds
     if info.seconds is not None and info.seconds.field in params:  # --param wins
         seconds = _seconds_in(params[info.seconds.field], seconds)

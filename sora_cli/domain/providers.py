@@ -67,6 +67,31 @@ BUILTIN: Final[dict[str, ProviderInfo]] = {
         # a data URI "is only recommended if the file is less than 1MB" (input-files docs)
         inline_image_bytes=1024 * 1024,
         note="predictions API; outputs are deleted an hour after the prediction ends"),
+    "runway": ProviderInfo(
+        "runway", "RUNWAYML_API_SECRET", ("SORA_RUNWAY_BASE_URL", "RUNWAYML_BASE_URL"),
+        "https://api.dev.runwayml.com",
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"), "gen4.5",
+        # no list of tasks: an unanswered create is never found again (create_unconfirmed)
+        frozenset({CANCEL, IMAGE_INPUT}),
+        # "base64 data URI ... up to 5MB" (the promptImage docstring): the URI, so the
+        # image's own bytes up to 3.5 MiB (base64 makes 4 of 3)
+        inline_image_bytes=3_670_016,
+        note="task API (X-Runway-Version 2024-11-06); output URLs expire in 24-48 h"),
+    "luma": ProviderInfo(
+        "luma", "LUMAAI_API_KEY", ("SORA_LUMA_BASE_URL", "LUMAAI_BASE_URL"),
+        "https://api.lumalabs.ai/dream-machine/v1",
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"), "ray-2",
+        # keyframes take image URLs only ("currently this is the only way"): no inline
+        frozenset({FIND_CREATED, CANCEL, IMAGE_INPUT, IMPORT}),
+        note="Dream Machine API (legacy); how long assets.video stays is undocumented"),
+    "minimax": ProviderInfo(
+        "minimax", "MINIMAX_API_KEY", ("SORA_MINIMAX_BASE_URL",), "https://api.minimax.io",
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"), "MiniMax-Hailuo-2.3",
+        # no task list and no cancel: an unanswered create is never found again
+        frozenset({IMAGE_INPUT}),
+        # first_frame_image: "JPG/PNG/WebP, under 20MB", as a URL or a data URI
+        inline_image_bytes=19_000_000,
+        note="Hailuo video API; China: SORA_MINIMAX_BASE_URL=https://api.minimaxi.com"),
 }
 
 _PROVIDER_NAME: Final = re.compile(r"[a-z][a-z0-9_-]{0,31}")

@@ -17,6 +17,14 @@ FAULT_MESSAGES: Final[dict[int, str]] = {
 
 _TITLES: Final[dict[int, str]] = {401: "Unauthenticated", 404: "Not found",
                                   429: "Request was throttled"}
+# MiniMax answers its errors as HTTP 200 with a base_resp code (the official error code
+# table); a status not in here (a gateway's 502, 503, 504) stays an HTTP error.
+MINIMAX_CODES: Final[dict[int, tuple[int, str]]] = {
+    400: (2013, "invalid params"), 401: (1004, "login fail: Please carry the API secret key "
+                                              "in the 'Authorization' field of the request "
+                                              "header"),
+    402: (1008, "insufficient balance"), 404: (2013, "invalid params"),
+    429: (1002, "rate limit"), 500: (1000, "unknown error")}
 
 
 class ApiFailure(Exception):
@@ -44,10 +52,26 @@ class ApiFailure(Exception):
         self.raw = raw  # a body of its own (fal's cancel answers `{"status": ...}`)
         self.title = title  # Replicate's problem title
 
+    def answer(self, family: str) -> tuple[int, dict[str, object]]:
+        """The HTTP status and body of the error answer, as the family's API sends it."""
+        if family == "minimax" and self.raw is None and self.status in MINIMAX_CODES:
+            code, words = MINIMAX_CODES[self.status]
+            return 200, {"base_resp": {"status_code": code,
+                                       "status_msg": f"{words}: {self.message}"}}
+        return self.status, self.body(family)
+
     def body(self, family: str) -> dict[str, object]:
         """The error answer in the shape the family's API uses."""
         if self.raw is not None:
             return self.raw
+        if family == "runway":  # {"error", "issues", "docUrl"} (Runway's API reference)
+            issues = [{"code": "invalid", "path": [_last(d.get("loc"))],
+                       "message": d.get("msg")} for d in self.details or []]
+            return {"error": self.message, **({"issues": issues} if issues else {})}
+        if family == "luma":  # undocumented: FastAPI's shape, as Luma's newer API answers
+            return {"detail": self.message}
+        if family == "minimax":  # a gateway's error: not a code of MiniMax's table
+            return {"base_resp": {"status_code": 1000, "status_msg": self.message}}
         if family == "fal":
             return {"detail": self.details if self.details is not None else self.message}
         if family == "replicate":
@@ -61,6 +85,10 @@ class ApiFailure(Exception):
             kind = "server_error" if self.status >= 500 else "invalid_request_error"
         error = {"message": self.message, "type": kind, "param": self.param, "code": self.code}
         return {"error": error}
+
+
+def _last(loc: object) -> object:
+    return loc[-1] if isinstance(loc, list) and loc else None
 
 
 def fault_failure(status: int, retry_after_ms: int | None, text: str | None = None

@@ -68,3 +68,11 @@ class Responder(Protocol):
 
     def send_json(self, status: int, payload: dict[str, object],
                   headers: dict[str, str] | None = None) -> None: ...
+
+    def send_empty(self, status: int) -> None:
+        """An answer without a body (Runway's and Luma's 204 to a DELETE)."""
+        ...
+
+    def header(self, name: str) -> str | None:
+        """A request header (Runway's X-Runway-Version)."""
+        ...

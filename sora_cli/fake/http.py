@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 import traceback
 from http.server import ThreadingHTTPServer
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 from sora_cli.fake.body import BodyError, parse_body
@@ -17,14 +17,24 @@ from sora_cli.fake.errors import ApiFailure, fault_failure
 from sora_cli.fake.fal import fal_api, fal_platform, fal_route
 from sora_cli.fake.faults import DEFAULT_STALL_MS, HUGE_DEFAULT, Dropped, Fault, faults_from_json
 from sora_cli.fake.host import Host
+from sora_cli.fake.luma import luma_api, luma_route
+from sora_cli.fake.minimax import minimax_api, minimax_route
 from sora_cli.fake.replicate import replicate_api, replicate_route
 from sora_cli.fake.routes import resolve
+from sora_cli.fake.runway import runway_api, runway_route
+from sora_cli.fake.signed import SIGNED_FAMILIES, check_signed
 from sora_cli.fake.validate import validate_create
 from sora_cli.fake.wire import VERBOSE, WireHandler
 
 
 class _Answered(Exception):
     """The answer is already sent (a `huge` fault)."""
+
+
+# The families served under a path prefix of their own (`/runway/...`): their route
+# names for the log, and their handlers (each module says what it serves).
+FAMILIES: Final = {"runway": (runway_route, runway_api), "luma": (luma_route, luma_api),
+                   "minimax": (minimax_route, minimax_api)}
 
 
 class Handler(WireHandler):
@@ -54,10 +64,14 @@ class Handler(WireHandler):
                 elif self._family == "replicate":
                     self._route = replicate_route(self.command, url.path)
                     replicate_api(self, url.path, query, body)
+                elif self._family in FAMILIES:
+                    route, api = FAMILIES[self._family]
+                    self._route = route(self.command, url.path)
+                    api(self, url.path, query, body)
                 else:
                     self._api(url.path, query, body)
             except ApiFailure as failure:
-                self._send_json(failure.status, failure.body(self._family), failure.headers)
+                self._send_json(*failure.answer(self._family), failure.headers)
             except _Answered:
                 pass
             except (Dropped, ConnectionError, TimeoutError):
@@ -89,6 +103,13 @@ class Handler(WireHandler):
     def send_json(self, status: int, payload: dict[str, object],
                   headers: dict[str, str] | None = None) -> None:
         self._send_json(status, payload, headers)
+
+    def send_empty(self, status: int) -> None:
+        self._start(status, {"Content-Length": "0"})
+
+    def header(self, name: str) -> str | None:
+        value = self.headers.get(name)
+        return value if isinstance(value, str) else None
 
     def authorize_key(self, scheme: str) -> None:
         """`Authorization: {scheme} KEY` (fal: Key, Replicate: Bearer), else a 401."""
@@ -157,9 +178,11 @@ class Handler(WireHandler):
         backend.count("cdn_requests")
         if self.headers.get("Authorization") or self.headers.get("api-key"):
             backend.count("cdn_with_credentials")
-        job = backend.remote.get("fal", job_id) or backend.remote.get("replicate", job_id)
+        job = backend.remote.find(job_id)
         if job is None or backend.remote.state(job) != "succeeded" or backend.remote.expired(job):
             raise ApiFailure(404, "Not found")
+        if job.family in SIGNED_FAMILIES:
+            check_signed(job.id, query)
         fault = self.take_fault("content", None)
         video_bytes = self.server.fake.options.video_bytes
         self._serve_bytes(job.id, "video", content_size("video", video_bytes),
@@ -264,10 +287,10 @@ class Handler(WireHandler):
             self._send_json(200, {"scheduled": len(faults)})
         elif self.command == "GET" and path.startswith("/_fake/jobs/"):
             job_id = path.removeprefix("/_fake/jobs/")
-            job = (fake.backend.remote.get("fal", job_id)
-                   or fake.backend.remote.get("replicate", job_id))
+            job = fake.backend.remote.find(job_id)
             if job is None:
-                raise ApiFailure(404, f"No fal or Replicate job {job_id!r}.")
+                raise ApiFailure(404, f"No fal, Replicate, Runway, Luma or MiniMax job "
+                                 f"{job_id!r}.")
             self._send_json(200, {"id": job.id, "family": job.family, "model": job.model,
                                   "input": job.input, "state": fake.backend.remote.state(job)})
         elif self.command == "GET" and path == "/_fake/urls":
@@ -293,7 +316,8 @@ def _family(path: str, aux: bool) -> str:
         return "fal"
     if path.startswith("/replicate/"):
         return "replicate"
-    return "openai"
+    prefix = path.split("/", 2)[1] if path.count("/") >= 2 else ""
+    return prefix if prefix in FAMILIES and not aux else "openai"
 
 
 class HttpServer(ThreadingHTTPServer):

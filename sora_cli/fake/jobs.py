@@ -1,4 +1,5 @@
-"""The jobs of the fake's queue-style families (fal requests, Replicate predictions):
+"""The jobs of the fake's queue-style families (fal requests, Replicate predictions,
+Runway tasks, Luma generations, MiniMax tasks):
 what was asked, when, and where each one stands by elapsed time, without HTTP.
 
 A job is queued for the first tenth of ``job_seconds``, then running, then done:
@@ -22,7 +23,7 @@ from sora_cli.fake.options import FakeOptions
 @dataclass
 class RemoteJob:
     id: str
-    family: str  # "fal" or "replicate"
+    family: str  # "fal", "replicate", "runway", "luma", "minimax"
     model: str  # the endpoint id / owner/name
     input: dict[str, Any]
     started: float  # monotonic, drives the state
@@ -30,10 +31,13 @@ class RemoteJob:
     will_fail: bool
     app: str = ""  # fal: owner/app, what its status URLs carry
     cancelled_at: float | None = None  # wall clock
+    prompt_text: str | None = None  # the prompt, when its field is not `prompt` (Runway)
+    deleted: bool = False  # deleted at the provider (Runway, Luma): gone from its API
+    cancelled_running: bool = False  # Runway: a cancel that found it running (no refund)
 
     @property
     def prompt(self) -> str:
-        value = self.input.get("prompt")
+        value = self.prompt_text if self.prompt_text is not None else self.input.get("prompt")
         return value if isinstance(value, str) else ""
 
 
@@ -47,12 +51,12 @@ class JobBook:
     order: list[RemoteJob] = field(default_factory=list)
 
     def add(self, family: str, model: str, payload: dict[str, Any], *, app: str = "",
-            job_id: str | None = None) -> RemoteJob:
+            job_id: str | None = None, prompt: str | None = None) -> RemoteJob:
         fail = self.options.fail_prompt
-        prompt = payload.get("prompt")
+        text = payload.get("prompt") if prompt is None else prompt
         job = RemoteJob(job_id or str(uuid.uuid4()), family, model, payload, time.monotonic(),
-                        time.time(), bool(fail and isinstance(prompt, str) and fail in prompt),
-                        app)
+                        time.time(), bool(fail and isinstance(text, str) and fail in text),
+                        app, prompt_text=prompt)
         with self.lock:
             self.jobs[job.id] = job
             self.order.append(job)
@@ -62,6 +66,11 @@ class JobBook:
         with self.lock:
             job = self.jobs.get(job_id)
         return job if job is not None and job.family == family else None
+
+    def find(self, job_id: str) -> RemoteJob | None:
+        """A job of any family (the CDN serves them all)."""
+        with self.lock:
+            return self.jobs.get(job_id)
 
     def listed(self, family: str) -> list[RemoteJob]:
         """The family's jobs, newest first."""
@@ -99,12 +108,13 @@ class JobBook:
             return len(self.order), by_prompt
 
 
-def invalid_fields(family: str, model: str, payload: dict[str, Any]) -> list[tuple[str, str]]:
+def invalid_fields(family: str, model: str, payload: dict[str, Any], *,
+                   prompt_field: str | None = "prompt") -> list[tuple[str, str]]:
     """(field, message) for each input field the catalogued model does not take."""
     problems: list[tuple[str, str]] = []
-    prompt = payload.get("prompt")
+    prompt = payload.get(prompt_field) if prompt_field else "-"
     if not isinstance(prompt, str) or not prompt.strip():
-        problems.append(("prompt", "field required: a non-empty string"))
+        problems.append((str(prompt_field), "field required: a non-empty string"))
     info = find_model(family, model)
     if info is None:
         return problems
@@ -129,4 +139,22 @@ def _catalogued(info: ModelInfo, payload: dict[str, Any]) -> list[tuple[str, str
                     f"unexpected value; permitted: {list(info.resolutions.values())}"))
     if info.image_required and info.image_field and not payload.get(info.image_field):
         out.append((info.image_field, "field required"))
+    if info.size_field and info.size_field in payload:  # W:H in pixels (Runway's ratio)
+        allowed = [s.replace("x", ":") for s in info.sizes]
+        if payload[info.size_field] not in allowed:
+            out.append((info.size_field, f"unexpected value; permitted: {allowed}"))
+    out.extend(_too_long(info, payload))
     return out
+
+
+def _too_long(info: ModelInfo, payload: dict[str, Any]) -> list[tuple[str, str]]:
+    """A length the model does not make at the resolution asked for."""
+    if info.seconds is None or not info.resolution_field:
+        return []
+    side = next((k for k, v in info.resolutions.items()
+                 if v == payload.get(info.resolution_field)), info.default_resolution)
+    wanted = str(payload.get(info.seconds.field, "")).removesuffix("s")
+    if side is None or not wanted.isdigit() or info.takes_seconds_at(side, int(wanted)):
+        return []
+    return [(info.seconds.field, f"{info.resolutions.get(side, side)} supports at most "
+             f"{info.max_seconds[side]} seconds")]

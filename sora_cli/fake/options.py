@@ -27,6 +27,7 @@ class FakeOptions:
     tls_key: str | None = None
     aux_port: int = 0  # the second origin: the CDN and fal's platform API (0: any free port)
     list_page_size: int = 100  # Replicate's list page
+    url_seconds: float = 3600.0  # how long the signed result URLs (Runway, MiniMax) last
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,4 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
     add("--aux-port", type=int, default=0,
         help="port of the second origin (the CDN of fal and Replicate results, and fal's "
              "platform API); 0 (default) picks a free one (GET /_fake/urls says which)")
+    add("--url-seconds", type=float, default=FakeOptions.url_seconds,
+        help="how long the signed result URLs of Runway and MiniMax last")
     return parser

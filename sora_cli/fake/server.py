@@ -1,6 +1,8 @@
 """A local stand-in for the video providers sora speaks to, with fault injection: the
-Videos API ("Sora 2" contract) under ``/v1``, fal's queue API under ``/fal`` and
-Replicate's predictions API under ``/replicate`` (fal.py and replicate.py say what they
+Videos API ("Sora 2" contract) under ``/v1``, fal's queue API under ``/fal``,
+Replicate's predictions API under ``/replicate``, Runway's task API under ``/runway``,
+Luma's Dream Machine API under ``/luma/dream-machine/v1`` and MiniMax's video API under
+``/minimax`` (fal.py, replicate.py, runway.py, luma.py and minimax.py say what they
 serve), and a second origin (``aux_port``) with the CDN their results are fetched from
 and fal's platform API (``/fal-platform/v1``). ``GET /_fake/urls`` names them all.
 
@@ -142,7 +144,10 @@ class FakeServer:
         """Where each family is served, as sora's settings name them."""
         return {"openai": self.base_url, "fal": f"{self.root_url}/fal",
                 "fal_platform": f"{self.cdn_url}/fal-platform/v1",
-                "replicate": f"{self.root_url}/replicate", "cdn": f"{self.cdn_url}/cdn"}
+                "replicate": f"{self.root_url}/replicate", "cdn": f"{self.cdn_url}/cdn",
+                "runway": f"{self.root_url}/runway",
+                "luma": f"{self.root_url}/luma/dream-machine/v1",
+                "minimax": f"{self.root_url}/minimax"}
 
     def start(self) -> FakeServer:
         if self._thread is None:
@@ -265,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         aux_port=args.aux_port,
+        url_seconds=args.url_seconds,
     )
     try:
         server = FakeServer(options, host=args.host, port=args.port)

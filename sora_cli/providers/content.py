@@ -99,7 +99,8 @@ async def open_content(
     The caller closes the answer. Error answers raise ApiError/AuthError.
     """
     base_origin = origin(httpx.URL(base))
-    target = httpx.URL(url, params=params)
+    # params replace a URL's own query, and a signed URL's query is its signature
+    target = httpx.URL(url, params=params) if params else httpx.URL(url)
     send_headers = dict(headers)
     for _hop in range(MAX_REDIRECTS + 1):
         if origin(target) != base_origin:

@@ -5,7 +5,8 @@ and result streams that carry credentials only to the provider's own origin.
 A provider's client subclasses `HttpApi` and says only what differs: its headers
 (`common_headers`, `auth_headers`, called for every request, so a per-request token
 such as a signed JWT or a refreshed OAuth token fits), the header that carries its
-request id, and its calls. Creates (``billed=True``: they start a billed job) are
+request id, errors it reports inside a 2xx answer (`answer_failure`: MiniMax's
+`base_resp`), and its calls. Creates (``billed=True``: they start a billed job) are
 only re-sent when the request provably never reached the server or was refused
 without effect; any other failure raises AmbiguousCreate at once, for the runner
 to reconcile (see outcome.py).
@@ -130,6 +131,13 @@ class HttpApi:
     async def auth_headers(self) -> dict[str, str]:
         """The credentials, asked for on every request (a per-request token fits here)."""
         return {"Authorization": f"Bearer {self._settings.api_key}"}
+
+    def answer_failure(self, data: dict[str, Any], headers: httpx.Headers, *,
+                       billed: bool) -> Failure | None:
+        """An error the provider reports inside a 2xx JSON answer, with whether to try
+        again (None: the answer is a success). The same rules as for HTTP errors apply:
+        a create is retried only when the error says it made nothing."""
+        return None
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -280,9 +288,12 @@ class HttpApi:
                 else status_failure(status, headers, raw, billed=billed,
                                     api_key=self._settings.api_key))
             if failure is None:
-                _report(on_attempt, Attempt(method, path, number, status,
-                                            headers.get("x-request-id"), None, None))
-                return json_object(raw), headers
+                data = json_object(raw)
+                failure = self.answer_failure(data, headers, billed=billed)
+                if failure is None:
+                    _report(on_attempt, Attempt(method, path, number, status,
+                                                headers.get("x-request-id"), None, None))
+                    return data, headers
         retry = (failure.retryable and number <= self._settings.max_retries
                  and not (failure.headers is not None and hint_too_long(failure.headers)))
         delay = retry_delay(failure.headers, number - 1, self._rng) if retry else None

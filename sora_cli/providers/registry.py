@@ -19,6 +19,9 @@ MODULES: Final = {
     "openai": "sora_cli.providers.openai.adapter",
     "fal": "sora_cli.providers.fal.adapter",
     "replicate": "sora_cli.providers.replicate.adapter",
+    "runway": "sora_cli.providers.runway.adapter",
+    "luma": "sora_cli.providers.luma.adapter",
+    "minimax": "sora_cli.providers.minimax.adapter",
 }
 
 

@@ -120,7 +120,8 @@ class Sora:
 
 def make_env(home: Path, base_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OPENAI_", "SORA_", "PYTEST_", "FAL_", "REPLICATE_"))}
+           if not k.startswith(("OPENAI_", "SORA_", "PYTEST_", "FAL_", "REPLICATE_",
+                                "RUNWAYML_", "LUMAAI_", "MINIMAX_"))}
     env.update(
         SORA_HOME=str(home), OPENAI_BASE_URL=base_url, OPENAI_API_KEY=TEST_KEY,
         SORA_POLL_MIN_SECONDS="0.1", SORA_POLL_MAX_SECONDS="1", SORA_IDLE_EXIT_SECONDS="3",
@@ -132,6 +133,9 @@ def make_env(home: Path, base_url: str, **extra: str) -> dict[str, str]:
 
 FAL_TEST_KEY = "fal-e2e-key:0123456789abcdef"
 REPLICATE_TEST_KEY = "r8_e2e_0123456789abcdefghij"
+DIRECT_TEST_KEYS = {"RUNWAYML_API_SECRET": "key_e2e_runway_0123456789abcdef",
+                    "LUMAAI_API_KEY": "luma-e2e-0123456789abcdef",
+                    "MINIMAX_API_KEY": "mm-e2e-0123456789abcdef"}
 
 
 def provider_env(fake: FakeProc) -> dict[str, str]:
@@ -139,7 +143,9 @@ def provider_env(fake: FakeProc) -> dict[str, str]:
     urls = fake.get("/_fake/urls")
     return {"SORA_FAL_BASE_URL": urls["fal"], "SORA_FAL_PLATFORM_URL": urls["fal_platform"],
             "SORA_REPLICATE_BASE_URL": urls["replicate"], "FAL_KEY": FAL_TEST_KEY,
-            "REPLICATE_API_TOKEN": REPLICATE_TEST_KEY}
+            "REPLICATE_API_TOKEN": REPLICATE_TEST_KEY,
+            "SORA_RUNWAY_BASE_URL": urls["runway"], "SORA_LUMA_BASE_URL": urls["luma"],
+            "SORA_MINIMAX_BASE_URL": urls["minimax"], **DIRECT_TEST_KEYS}
 
 
 def kill_runner(s: Sora) -> int:

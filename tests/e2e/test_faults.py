@@ -78,7 +78,9 @@ def runner_gone(s: Sora) -> bool:
 # The same faults against each provider family (a few representative cases each, for CI's
 # time): the model a submit names, and so the adapter and the fake family that serve it.
 MODELS = {"openai": [], "fal": ["-m", "fal:fal-ai/kling-video/v2.1/master/text-to-video"],
-          "replicate": ["-m", "replicate:google/veo-3"]}
+          "replicate": ["-m", "replicate:google/veo-3"],
+          "runway": ["-m", "runway:gen4.5"], "luma": ["-m", "luma:ray-2"],
+          "minimax": ["-m", "minimax:MiniMax-Hailuo-2.3"]}
 
 
 # -- 1. SIGKILL of the runner in each phase ---------------------------------------------
@@ -93,6 +95,9 @@ MODELS = {"openai": [], "fal": ["-m", "fal:fal-ai/kling-video/v2.1/master/text-t
     ("fal", "before_complete", "downloading", 1),
     ("replicate", "after_create", "submitting", 1),
     ("replicate", "before_complete", "downloading", 1),
+    ("runway", "before_complete", "downloading", 1),
+    ("luma", "after_create", "submitting", 1),
+    ("minimax", "before_complete", "downloading", 1),
 ])
 def test_runner_killed_at_a_step_boundary_is_resumed(
         make_fake: MakeFake, make_sora: MakeSora, provider: str, point: str, left_as: str,
@@ -164,7 +169,8 @@ def test_runner_killed_mid_download(make_fake: MakeFake, make_sora: MakeSora) ->
 
 @pytest.mark.parametrize(("provider", "action"), [
     ("openai", "create_then_stall"), ("openai", "stall_then_create"),
-    ("fal", "stall_then_create"), ("replicate", "stall_then_create")])
+    ("fal", "stall_then_create"), ("replicate", "stall_then_create"),
+    ("luma", "stall_then_create")])
 def test_create_slower_than_the_client_timeout_is_not_sent_twice(
         make_fake: MakeFake, make_sora: MakeSora, provider: str, action: str) -> None:
     """The client gives up after 1 s; the server made the video before, or after that."""
@@ -179,6 +185,24 @@ def test_create_slower_than_the_client_timeout_is_not_sent_twice(
     assert job["create_attempts"] == 1
     kinds = [e["kind"] for e in job_events(s, job_id)]
     assert "create_unknown" in kinds and "reconciled" in kinds
+
+
+@pytest.mark.parametrize("provider", ["runway", "minimax"])
+def test_killed_after_a_create_no_list_can_find_fails_unconfirmed_and_pays_once(
+        make_fake: MakeFake, make_sora: MakeSora, provider: str) -> None:
+    """Answered, but the remote id was never stored, on a provider with no list: the
+    job cannot be found again, so it fails create_unconfirmed; nothing is sent twice."""
+    fake = make_fake("--job-seconds", "0.5", "--poll-after-ms", "100")
+    s = make_sora(fake, SORA_REQUEST_TIMEOUT="2")
+    prompt = f"crash after_create on {provider}"
+    job_id = s.ok("submit", *MODELS[provider], prompt, env={CRASH_ENV: "after_create"}).strip()
+    wait_for(lambda: runner_gone(s) and s.job(job_id)["status"] == "submitting", 30,
+             "the runner to die after the create")
+    r = s.run("wait", job_id, "--timeout", "60")
+    assert r.returncode == 1 and "create_unconfirmed" in r.stderr
+    job = s.job(job_id)
+    assert job["error"]["code"] == "create_unconfirmed" and job["create_attempts"] == 1
+    assert fake.stats()["creates_by_prompt"][prompt] == 1
 
 
 def test_identical_ambiguous_creates_adopt_one_video_each(make_fake: MakeFake,
@@ -288,8 +312,9 @@ def test_soak_flaky_network_loses_nothing_and_pays_once(make_fake: MakeFake,
 
 
 @pytest.mark.parametrize(("provider", "ranges"), [
-    ("openai", True), ("openai", False), ("fal", True), ("replicate", True)],
-    ids=["range", "no-range", "fal-cdn", "replicate-cdn"])
+    ("openai", True), ("openai", False), ("fal", True), ("replicate", True),
+    ("runway", True), ("minimax", True)],
+    ids=["range", "no-range", "fal-cdn", "replicate-cdn", "runway-signed", "minimax-file-hop"])
 def test_truncated_download_is_resumed_or_restarted(make_fake: MakeFake, make_sora: MakeSora,
                                                     provider: str, ranges: bool) -> None:
     fake = make_fake("--job-seconds", "0.3", "--poll-after-ms", "100",

@@ -1,0 +1,1 @@
+"""Luma Dream Machine (generations API): its adapter."""

@@ -1,0 +1,1 @@
+"""MiniMax Hailuo (video generation API): its adapter."""

@@ -1,0 +1,1 @@
+"""Runway (task API): its adapter."""
