@@ -27,7 +27,7 @@ _VIDEO_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 def _client(ctx: Context) -> VideosClient:
     from sora_cli.providers.openai.client import VideosClient
-    from sora_cli.providers.settings import api_settings
+    from sora_cli.providers.openai.settings import api_settings
 
     return VideosClient(api_settings(ctx.settings))
 

@@ -24,21 +24,12 @@ from sora_cli.providers.base import (
 from sora_cli.providers.content import ContentStream
 from sora_cli.providers.openai.client import VideosClient
 from sora_cli.providers.openai.reconcile import find_created
-from sora_cli.providers.openai.types import ApiSettings, Video
+from sora_cli.providers.openai.settings import api_settings
+from sora_cli.providers.openai.types import Video
 from sora_cli.providers.wire import Answer, OnAttempt, to_local
 
 STATES: Final = {"queued": RemoteState.QUEUED, "in_progress": RemoteState.RUNNING,
                  "completed": RemoteState.COMPLETED, "failed": RemoteState.FAILED}
-
-
-def api_settings(settings: Settings) -> ApiSettings:
-    return ApiSettings(
-        base_url=settings.base_url, api_key=settings.api_key or "",
-        auth_style="azure" if settings.auth_style == "azure" else "bearer",
-        organization=settings.organization, project=settings.project,
-        timeout=settings.request_timeout, max_retries=settings.max_retries,
-        ca_bundle=settings.ca_bundle,
-    )
 
 
 def make(settings: Settings, **http: Any) -> OpenAIProvider:

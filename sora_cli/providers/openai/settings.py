@@ -1,4 +1,4 @@
-"""The API client's settings, from sora's settings."""
+"""The Videos contract client's settings, from sora's settings (the `openai` provider)."""
 
 from __future__ import annotations
 
