@@ -18,16 +18,17 @@ from sora_cli.fake.fal import fal_api, fal_platform, fal_route
 from sora_cli.fake.faults import DEFAULT_STALL_MS, HUGE_DEFAULT, Dropped, Fault, faults_from_json
 from sora_cli.fake.host import Host
 from sora_cli.fake.replicate import replicate_api, replicate_route
+from sora_cli.fake.hostile import HostileHandler
 from sora_cli.fake.routes import resolve
 from sora_cli.fake.validate import validate_create
-from sora_cli.fake.wire import VERBOSE, WireHandler
+from sora_cli.fake.wire import VERBOSE
 
 
 class _Answered(Exception):
     """The answer is already sent (a `huge` fault)."""
 
 
-class Handler(WireHandler):
+class Handler(HostileHandler):
     def do_GET(self) -> None:
         self._handle()
 
@@ -40,6 +41,7 @@ class Handler(WireHandler):
         self._sent = 0
         self._family = _family(url.path, self.server.aux)
         self._route = None
+        self._reset_hostile()
         with fake.activity():
             try:
                 body = self._read_body()
@@ -184,6 +186,8 @@ class Handler(WireHandler):
         prompt = fields.get("prompt")
         fault = backend.take_fault(route, prompt if isinstance(prompt, str) else None)
         fault = fault or backend.random_fault(route)
+        if fault is not None:
+            self._arm(fault)  # fields, headers, drip: they change the answer on its way out
         if fault is not None and fault.action == "error":
             text = fault.text.replace("{api_key}", self._offered_key) if fault.text else None
             raise fault_failure(fault.status, fault.retry_after_ms, text)
@@ -193,6 +197,12 @@ class Handler(WireHandler):
             self.server.fake.pause((fault.delay_ms or 0) / 1000)
         if fault is not None and fault.action == "huge":
             self._huge(fault.size or HUGE_DEFAULT)
+            return
+        if fault is not None and fault.action in ("body", "gzip"):
+            if fault.action == "body":
+                self._answer_body(fault)
+            else:
+                self._gzip_bomb(fault, route)
             return
         if route == "create":
             self._create(fields, fault)
@@ -226,6 +236,9 @@ class Handler(WireHandler):
             raise Dropped
         if fault is not None and fault.action == "create_then_stall":
             fake.pause((fault.retry_after_ms or fault.delay_ms or DEFAULT_STALL_MS) / 1000)
+        if fault is not None and fault.action == "create_then_body":
+            self._answer_body(fault)
+            return
         view = fake.backend.view(video)
         if fault is not None and fault.action == "bad_id":
             view["id"] = fault.text or "video_../../escape"

@@ -239,3 +239,8 @@ def proc_memory_kib(pid: int, field: str = "VmRSS") -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise AssertionError(f"no {field} for pid {pid}")
+
+
+def quick_fake(make: Callable[..., FakeProc], *args: str, scheme: str = "http") -> FakeProc:
+    """A fake whose jobs take 0.3 s, polled every 0.1 s (`make` is the make_fake fixture)."""
+    return make("--job-seconds", "0.3", "--poll-after-ms", "100", *args, scheme=scheme)
