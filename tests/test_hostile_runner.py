@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sora_cli.providers.client import VideosClient
 
 from sora_cli.config import Settings
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.fake.server import FakeOptions, FakeServer, Fault
-from sora_cli.providers.client import VideosClient
 from sora_cli.providers.settings import api_settings
-from sora_cli.runner import steps as runner_steps
+from sora_cli.runner import crash
 from sora_cli.runner.loop import Runner
 from sora_cli.store.repository import Store
 
@@ -203,7 +203,7 @@ def test_a_job_deleted_while_its_video_is_saved_leaves_no_file(
         if name == "before_complete":  # the file is in place, not yet recorded
             other.delete_jobs([job.id], message="deleted by the user")
 
-    monkeypatch.setattr(runner_steps, "crash_point", delete_now)
+    monkeypatch.setattr(crash, "crash_point", delete_now)
     run_runner(settings_for(tmp_path, server), store)
     assert store.get(job.id) is None
     assert sorted(os.listdir(tmp_path / "videos")) == []

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from sora_cli.cli.app import app
-from sora_cli.cli.common import JSON_OPT, QUIET_OPT, note, open_context, out
+from sora_cli.cli.common import JSON_OPT, QUIET_OPT, note, open_context, out, read_stdin
 from sora_cli.cli.render import failure_line, job_dict, json_line
 from sora_cli.domain.jobs import Job, JobStatus
 from sora_cli.errors import ExitCode, InvalidInput, SoraError
@@ -105,7 +105,7 @@ def _finish(ctx: Context, job: Job, targets: dict[str, Path], as_json: bool,
     ok = True
     if job.status is JobStatus.COMPLETED and job.id in targets:
         try:
-            path = export(ctx, job, targets[job.id], force=force)
+            path = export(ctx, job, targets[job.id], force=force, note=note)
         except SoraError as exc:
             note(f"job {job.id}: {exc}")
             ok = False
@@ -155,7 +155,7 @@ def wait_cmd(
     sora wait --label batch-7 --download -o out/
     """
     ctx = open_context(tctx)
-    stdin_text = sys.stdin.read() if "-" in (ids or []) else None
+    stdin_text = read_stdin() if "-" in (ids or []) else None
     refs = read_refs(ids or [], stdin_text)
     if not (refs or all_ or label is not None):
         raise InvalidInput("name the jobs to wait for (ids, -, --label or --all)")

@@ -17,8 +17,8 @@ from sora_cli.fake.errors import ApiFailure, fault_failure
 from sora_cli.fake.fal import fal_api, fal_platform, fal_route
 from sora_cli.fake.faults import DEFAULT_STALL_MS, HUGE_DEFAULT, Dropped, Fault, faults_from_json
 from sora_cli.fake.host import Host
-from sora_cli.fake.replicate import replicate_api, replicate_route
 from sora_cli.fake.hostile import HostileHandler
+from sora_cli.fake.replicate import replicate_api, replicate_route
 from sora_cli.fake.routes import resolve
 from sora_cli.fake.validate import validate_create
 from sora_cli.fake.wire import VERBOSE

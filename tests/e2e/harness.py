@@ -151,7 +151,7 @@ def kill_runner(s: Sora) -> int:
 
 # --- helpers for the fault, security and store tests ---------------------------------
 
-CRASH_ENV = "SORA_TEST_CRASH_AT"  # the runner's test-only crash seam (see sora_cli/runner/steps.py)
+CRASH_ENV = "SORA_TEST_CRASH_AT"  # the runner's test-only crash seam (sora_cli/runner/crash.py)
 
 
 def job_events(s: Sora, job_id: str) -> list[dict[str, Any]]:
