@@ -52,7 +52,8 @@ def completed_job(s: Sora, prompt: str) -> dict[str, object]:
 
 def test_download_never_replaces_a_file_that_appeared_meanwhile(make_fake: MakeFake,
                                                                 make_sora: MakeSora) -> None:
-    fake = make_fake("--job-seconds", "0.3", "--poll-after-ms", "100")
+    # four 64 KiB blocks, 300 ms apart: time to put a file there meanwhile
+    fake = make_fake("--job-seconds", "0.3", "--poll-after-ms", "100", "--video-bytes", "262144")
     s = make_sora(fake)
     job = completed_job(s, "fetched slowly")
     s.stop_runner()
