@@ -13,7 +13,7 @@ import math
 import os
 import stat
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
@@ -189,6 +189,13 @@ def missing_keys(settings: Settings) -> list[str]:
     without a provider's key leaves its jobs untouched; a command that has the key, and
     finds such a runner with work for it, hands the work over (runner/spawn.hand_over)."""
     return sorted(p.key_env for n in settings.provider_names()
+                  if (p := settings.provider(n)) is not None and not p.api_key)
+
+
+def keys_missing_for(settings: Settings, jobs: Iterable[Any]) -> list[str]:
+    """The key variables these settings lack for the providers of `jobs`."""
+    wanted = {getattr(j, "provider", "openai") for j in jobs}
+    return sorted(p.key_env for n in wanted
                   if (p := settings.provider(n)) is not None and not p.api_key)
 
 

@@ -12,7 +12,7 @@ import typer
 from sora_cli.cli.app import app
 from sora_cli.cli.common import JSON_OPT, QUIET_OPT, note, open_context, out, read_stdin
 from sora_cli.cli.render import failure_line, job_dict, json_line
-from sora_cli.config import missing_keys
+from sora_cli.config import keys_missing_for
 from sora_cli.domain.jobs import Job, JobStatus
 from sora_cli.errors import ExitCode, InvalidInput, SoraError
 from sora_cli.services.context import Context
@@ -62,9 +62,9 @@ def run_wait(ctx: Context, jobs: Sequence[Job], *, timeout: float | None, fail_f
     ids = [j.id for j in jobs]
     targets = output_targets(ids, out_path, Path.cwd()) if download else {}
     refuse_existing(targets.values(), force=force)
-    if any(j.status.is_active for j in jobs) and (missing := missing_keys(ctx.settings)):
+    if missing := keys_missing_for(ctx.settings, [j for j in jobs if j.status.is_active]):
         note(f"warning: no {', '.join(missing)} here: a runner started from this shell "
-             "leaves the jobs as they are (run sora with the key to move them on)")
+             "leaves those jobs as they are (run sora with the key to move them on)")
     reported: set[str] = set()
     failed = False
     emitted = 0

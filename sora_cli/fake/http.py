@@ -119,6 +119,13 @@ class Handler(HostileHandler):
         fault = backend.take_fault(route, prompt) or backend.random_fault(route)
         if fault is None:
             return None
+        self._arm(fault)  # fields, headers, drip: they change the answer on its way out
+        if fault.action in ("body", "gzip"):  # hostile answers, for every family
+            if fault.action == "body":
+                self._answer_body(fault)
+            else:
+                self._gzip_bomb(fault, route)
+            raise _Answered
         if fault.action == "error":
             text = fault.text.replace("{api_key}", self._offered_key) if fault.text else None
             raise fault_failure(fault.status, fault.retry_after_ms, text)
@@ -144,6 +151,9 @@ class Handler(HostileHandler):
         if fault is not None and fault.action == "create_then_stall":
             self.server.fake.pause(
                 (fault.retry_after_ms or fault.delay_ms or DEFAULT_STALL_MS) / 1000)
+        if fault is not None and fault.action == "create_then_body":
+            self._answer_body(fault)
+            raise _Answered
 
     def _aux(self, path: str, query: dict[str, str]) -> None:
         """The second origin: the CDN of results, and fal's platform API."""
