@@ -44,11 +44,11 @@ class ProviderSettings:
     platform_url: str | None = None  # fal: the platform API (request lists)
 
     def public_dict(self) -> dict[str, Any]:
-        return {"base_url": self.base_url, "key_env": self.key_env,
+        return {"base_url": mask_url(self.base_url), "key_env": self.key_env,
                 "api_key": mask_key(self.api_key), "has_key": bool(self.api_key),
                 "max_in_flight": self.max_in_flight,
                 "creates_per_minute": self.creates_per_minute,
-                **({"platform_url": self.platform_url} if self.platform_url else {})}
+                **({"platform_url": mask_url(self.platform_url)} if self.platform_url else {})}
 
 
 def read_tables(data: Any, origin: str, warnings: list[str], *,

@@ -133,15 +133,15 @@ def test_verbose_tracebacks_never_show_the_key(make_fake: MakeFake, make_sora: M
 def test_a_runner_without_the_key_leaves_jobs_alone_and_hands_them_over(
         make_fake: MakeFake, make_sora: MakeSora) -> None:
     fake = quick_fake(make_fake)
-    s = make_sora(fake, SORA_IDLE_EXIT_SECONDS="1")
+    s = make_sora(fake, SORA_IDLE_EXIT_SECONDS="4")
     keyless = {"OPENAI_API_KEY": ""}
     job_id = queued_job(s, "waiting for a key")
-    assert s.run("list", env=keyless).returncode == 0  # starts a runner, without the key
+    assert s.run("runner", "start", env=keyless).returncode == 0  # a runner without the key
     wait_for(lambda: runner_pid(s), 10, "the keyless runner")
     log = s.home / "runner.log"
     wait_for(lambda: "OPENAI_API_KEY" in log.read_text(), 10, "the runner to say it has no key")
     state = json.loads(s.ok("runner", "status", "--json", env=keyless))
-    assert state["missing_keys"] == ["OPENAI_API_KEY"]
+    assert "OPENAI_API_KEY" in state["missing_keys"]
     assert "OPENAI_API_KEY" in s.ok("runner", "status", env=keyless)
     waiting = json.loads(s.ok("status", job_id, "--json", env=keyless))
     assert waiting["status"] == "queued" and fake.stats()["requests"] == 0
@@ -149,12 +149,11 @@ def test_a_runner_without_the_key_leaves_jobs_alone_and_hands_them_over(
     assert s.run("status", job_id).returncode == 0
     done = wait_job(s, job_id, lambda j: j["status"] == "completed", 60, "the handed-over job")
     assert done["create_attempts"] == 1
-    text = log.read_text()
-    assert 1 <= text.count("no API key") <= text.count(" started ")  # once per runner
+    assert log.read_text().count("no API key for openai (OPENAI_API_KEY)") == 1  # said once
     # and a keyless runner with nothing it can do idles out
     s.stop_runner()
     other = queued_job(s, "still waiting")
-    assert s.run("list", env=keyless).returncode == 0
+    assert s.run("runner", "start", env=keyless).returncode == 0
     wait_for(lambda: runner_pid(s), 10, "a keyless runner")
     wait_for(lambda: not json.loads(s.ok("runner", "status", "--json", env=keyless))["running"],
              20, "the keyless runner to idle out")
