@@ -13,13 +13,19 @@ import math
 import os
 import stat
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
 from sora_cli.domain.providers import BUILTIN, OPENAI
-from sora_cli.domain.text import mask_key
+from sora_cli.domain.text import (
+    checked_key,
+    mask_key,
+    mask_url,
+    register_secrets,
+    url_secrets,
+)
 from sora_cli.errors import InvalidInput, StoreError
 from sora_cli.provider_settings import (
     ProviderSettings,
@@ -87,6 +93,19 @@ class Settings:
     def alias_map(self) -> dict[str, str]:
         return dict(self.aliases)
 
+    def __post_init__(self) -> None:
+        # Whatever builds settings (the CLI, the runner, a test), every message stored or
+        # printed from now on masks these (domain.text.scrub).
+        register_secrets(self.secrets())
+
+    def secrets(self) -> list[str]:
+        """Every secret these settings hold: every provider's key, the serve token, and
+        passwords in URLs."""
+        found = [k for k in (self.api_key, self.serve_token) if k]
+        for p in self.providers:
+            found += ([p.api_key] if p.api_key else []) + url_secrets(p.base_url)
+        return found + url_secrets(self.database_url) + url_secrets(self.base_url)
+
     @property
     def db_path(self) -> Path:
         return self.home / "sora.db"
@@ -128,31 +147,16 @@ class Settings:
                          if (p := self.provider(n)) is not None}
             elif f.name == "aliases":
                 value = dict(self.aliases)
-            elif f.name == "api_key":
-                value = self.masked_key()
+            elif f.name in KEY_SETTINGS:
+                value = mask_key(value)
             elif f.name == "serve_token":
                 value = "***" if value else None  # no part of it: it is the whole secret
-            elif f.name == "database_url":
+            elif f.name in ("database_url", "base_url"):
                 value = mask_url(value)
             elif isinstance(value, Path):
                 value = str(value)
             out[f.name] = value
         return out
-
-
-def mask_url(url: str | None) -> str | None:
-    """A database URL with its password (if any) replaced by ***."""
-    if url and "password=" in url:  # in the query string
-        import re
-
-        url = re.sub(r"(password=)[^&]*", r"\1***", url)
-    if not url or "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    userinfo, host = rest.rsplit("@", 1) if "@" in rest.split("/", 1)[0] else ("", rest)
-    if ":" not in userinfo:
-        return url
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 _INT_KEYS: Final = {"seconds", "max_in_flight", "creates_per_minute", "max_retries",
@@ -170,12 +174,35 @@ _STR_KEYS: Final = {
 }
 # Settings that count only from a config file nobody else can read (chmod 600).
 SECRET_KEYS: Final = ("api_key", "serve_token")
+KEY_SETTINGS: Final = frozenset({"api_key"})  # API keys: checked when loaded, never shown
+SECRET_SETTINGS: Final = frozenset(SECRET_KEYS) | {"database_url"}  # never echoed
 _SDK_ENV: Final = {
     "api_key": "OPENAI_API_KEY",
     "base_url": "OPENAI_BASE_URL",
     "organization": "OPENAI_ORG_ID",
     "project": "OPENAI_PROJECT_ID",
 }
+
+
+def missing_keys(settings: Settings) -> list[str]:
+    """The key variables (OPENAI_API_KEY, FAL_KEY...) these settings lack. A runner
+    without a provider's key leaves its jobs untouched; a command that has the key, and
+    finds such a runner with work for it, hands the work over (runner/spawn.hand_over)."""
+    return sorted(p.key_env for n in settings.provider_names()
+                  if (p := settings.provider(n)) is not None and not p.api_key)
+
+
+def keys_missing_for(settings: Settings, jobs: Iterable[Any]) -> list[str]:
+    """The key variables these settings lack for the providers of `jobs`."""
+    wanted = {getattr(j, "provider", "openai") for j in jobs}
+    return sorted(p.key_env for n in wanted
+                  if (p := settings.provider(n)) is not None and not p.api_key)
+
+
+def keyed_providers(settings: Settings) -> list[str]:
+    """The providers these settings have a key for."""
+    return [n for n in settings.provider_names()
+            if (p := settings.provider(n)) is not None and p.api_key]
 
 
 def default_home(env: Mapping[str, str]) -> Path:
@@ -213,6 +240,13 @@ def _read_toml(path: Path, warn: list[str]) -> dict[str, Any]:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"config file {path} is not valid TOML: {exc}") from None
+    info = path.stat()
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) or info.st_uid != os.geteuid():
+        # Anyone who can change it could send the keys elsewhere (a base_url): none counts.
+        why = ("is writable by others (chmod 600 it)" if info.st_mode & 0o022
+               else f"belongs to another user (uid {info.st_uid})")
+        warn.append(f"ignoring every setting in {path}: the file {why}")
+        return {}
     private = not path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)
     if not private:
         for key in SECRET_KEYS:
@@ -246,8 +280,15 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
         kind = "a whole number" if key in _INT_KEYS else "a number"
         raise InvalidInput(f"{origin}: {key} must be {kind} (got {value!r})") from None
     if not isinstance(value, str):
-        raise InvalidInput(f"{origin}: {key} must be a string (got {value!r})")
+        got = f"a TOML {_toml_kind(value)}" if key in SECRET_SETTINGS else repr(value)
+        raise InvalidInput(f"{origin}: {key} must be a string (got {got})")
     return value
+
+
+def _toml_kind(value: Any) -> str:
+    """What a value is, without showing it (for secret settings)."""
+    kinds = {list: "array", dict: "table", bool: "boolean", int: "integer", float: "float"}
+    return next((name for t, name in kinds.items() if isinstance(value, t)), "value")
 
 
 def load_settings(env: Mapping[str, str] | None = None, warn: list[str] | None = None) -> Settings:
@@ -256,6 +297,7 @@ def load_settings(env: Mapping[str, str] | None = None, warn: list[str] | None =
     warnings = [] if warn is None else warn
     home = default_home(env)
     values: dict[str, Any] = {"home": home}
+    origins: dict[str, str] = {}  # where each key came from, to name it in messages
     config_file = None
     tables: dict[str, Any] = {}
     for candidate in _config_candidates(home, env):
@@ -269,6 +311,7 @@ def load_settings(env: Mapping[str, str] | None = None, warn: list[str] | None =
                     warnings.append(f"{candidate}: unknown setting {key!r} ignored")
                     continue
                 values[key] = _coerce(key, value, str(candidate))
+                origins[key] = f"{key} in {candidate}"
             break
     if config_file is None and env.get("SORA_CONFIG"):
         warnings.append(f"SORA_CONFIG names {env['SORA_CONFIG']}, which does not exist")
@@ -277,8 +320,12 @@ def load_settings(env: Mapping[str, str] | None = None, warn: list[str] | None =
         for name in (f"SORA_{key.upper()}", _SDK_ENV.get(key)):
             if name and env.get(name):
                 values[key] = _coerce(key, env[name], name)
+                origins[key] = name
                 break
-    values["providers"] = build_providers(tables, env)
+    register_secrets([env.get("PGPASSWORD"), *(values.get(k) for k in KEY_SETTINGS)])
+    for key in KEY_SETTINGS & set(values):
+        values[key] = checked_key(values[key], origins[key], warnings)
+    values["providers"] = build_providers(tables, env, warnings)
     caps = openai_caps(tables, env)
     values["openai_max_in_flight"] = caps["max_in_flight"]
     values["openai_creates_per_minute"] = caps["creates_per_minute"]
@@ -306,7 +353,8 @@ def _check(s: Settings) -> None:
         raise InvalidInput("database_url must be a postgresql:// URL (got "
                            f"{mask_url(s.database_url)!r})")
     if not s.base_url.startswith(("http://", "https://")):
-        raise InvalidInput(f"base_url must start with http:// or https:// (got {s.base_url!r})")
+        raise InvalidInput("base_url must start with http:// or https:// (got "
+                           f"{mask_url(s.base_url)!r})")
 
 
 def _default_providers() -> tuple[ProviderSettings, ...]:
@@ -315,14 +363,29 @@ def _default_providers() -> tuple[ProviderSettings, ...]:
 
 
 def ensure_home(home: Path) -> None:
-    """Create the data dir 0700 (and videos/), or fail with one clear line."""
+    """Create the data dir 0700 (and videos/), or fail with one clear line. A data dir
+    that others may write to, or that belongs to someone else, is refused: links planted
+    there (runner.lock, runner.log, a video's name) would redirect sora's writes."""
     try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        check_private_dir(home)
         (home / "videos").mkdir(mode=0o700, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create data dir {home}: {exc.strerror}") from None
     if not os.access(home, os.W_OK | os.X_OK):
         raise StoreError(f"data dir {home} is not writable")
+
+
+def check_private_dir(home: Path) -> None:
+    """StoreError (exit 1, one line saying how to fix it) unless `home` is ours and
+    nobody else may write to it."""
+    info = home.stat()
+    if info.st_uid != os.geteuid():
+        raise StoreError(f"data dir {home} is owned by another user (uid {info.st_uid}): "
+                         "use a SORA_HOME of your own")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise StoreError(f"data dir {home} can be written by others (mode "
+                         f"{stat.S_IMODE(info.st_mode):o}): chmod 700 {home}")
 
 
 def insecure_base_url(base_url: str) -> bool:

@@ -3,6 +3,7 @@
 SoraError                      1  anything sora reports as a plain failure
 |-- JobFailed                  1  a job ended failed or cancelled
 |-- CannotSend                 1  a job that can never be sent (its image or remix source is gone)
+|-- ContentMismatch            1  a saved file whose bytes are not the recorded ones
 |-- StoreError                 1  the local job store cannot be opened or used
 |   |-- StoreUnavailable       1  the database cannot be reached right now
 |   |-- LeaseLost              1  the job is no longer this runner's to work
@@ -53,6 +54,10 @@ class CannotSend(SoraError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class ContentMismatch(SoraError):
+    """A saved file whose bytes are not the ones recorded (changed, or replaced)."""
 
 
 class StoreError(SoraError):

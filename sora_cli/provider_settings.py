@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sora_cli.domain.providers import BUILTIN, OPENAI
-from sora_cli.domain.text import mask_key
+from sora_cli.domain.text import checked_key, mask_key, mask_url
 from sora_cli.errors import InvalidInput
 
 TABLE_KEYS: Final = ("base_url", "api_key", "max_in_flight", "creates_per_minute",
@@ -44,11 +44,11 @@ class ProviderSettings:
     platform_url: str | None = None  # fal: the platform API (request lists)
 
     def public_dict(self) -> dict[str, Any]:
-        return {"base_url": self.base_url, "key_env": self.key_env,
+        return {"base_url": mask_url(self.base_url), "key_env": self.key_env,
                 "api_key": mask_key(self.api_key), "has_key": bool(self.api_key),
                 "max_in_flight": self.max_in_flight,
                 "creates_per_minute": self.creates_per_minute,
-                **({"platform_url": self.platform_url} if self.platform_url else {})}
+                **({"platform_url": mask_url(self.platform_url)} if self.platform_url else {})}
 
 
 def read_tables(data: Any, origin: str, warnings: list[str], *,
@@ -105,13 +105,16 @@ def _coerce(name: str, key: str, value: Any, origin: str) -> Any:
         raise InvalidInput(f"{where} must be a string" + ("" if key == "api_key"
                                                             else f" (got {value!r})"))
     if key in ("base_url", "platform_url") and not value.startswith(("http://", "https://")):
-        raise InvalidInput(f"{where} must start with http:// or https:// (got {value!r})")
+        raise InvalidInput(f"{where} must start with http:// or https:// (got "
+                           f"{mask_url(value)!r})")
     return value
 
 
 def build(tables: Mapping[str, Mapping[str, Any]], env: Mapping[str, str],
-          ) -> tuple[ProviderSettings, ...]:
-    """Every built-in provider but openai (that one is the top-level settings)."""
+          warnings: list[str] | None = None) -> tuple[ProviderSettings, ...]:
+    """Every built-in provider but openai (that one is the top-level settings). Each key
+    is checked as it is loaded (domain.text.checked_key: exit 4 naming its variable)."""
+    notes = [] if warnings is None else warnings
     out: list[ProviderSettings] = []
     for name, info in BUILTIN.items():
         if name == OPENAI:
@@ -126,9 +129,12 @@ def build(tables: Mapping[str, Mapping[str, Any]], env: Mapping[str, str],
             variable = f"SORA_{name.upper()}_{cap.upper()}"
             if env.get(variable):
                 caps[cap] = _coerce(name, cap, env[variable], variable)
+        key, origin = env.get(info.key_env), info.key_env
+        if not key and table.get("api_key"):
+            key, origin = table["api_key"], f"api_key of [providers.{name}]"
         out.append(ProviderSettings(
-            name=name, base_url=_checked_url(base, info.base_url_envs),
-            key_env=info.key_env, api_key=env.get(info.key_env) or table.get("api_key"),
+            name=name, base_url=_checked_url(base, info.base_url_envs), key_env=info.key_env,
+            api_key=checked_key(key, origin, notes) if key else None,
             platform_url=_checked_url(platform, info.platform_url_envs) if platform else None,
             **caps))
     return tuple(out)
@@ -155,5 +161,6 @@ def _first_env(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
 def _checked_url(url: str, names: tuple[str, ...]) -> str:
     if not url.startswith(("http://", "https://")):
         where = names[0] if names else "base_url"
-        raise InvalidInput(f"{where} must start with http:// or https:// (got {url!r})")
+        raise InvalidInput(f"{where} must start with http:// or https:// (got "
+                           f"{mask_url(url)!r})")
     return url

@@ -10,6 +10,8 @@ import clirun
 import pgtest
 import pytest
 
+from sora_cli.domain.text import forget_secrets
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -19,6 +21,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if name.startswith(("OPENAI_", "SORA_", "FAL_", "REPLICATE_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("SORA_HOME", str(tmp_path))
+    forget_secrets()  # secrets registered by another test's settings must not mask ours
     return tmp_path
 
 

@@ -211,7 +211,7 @@ def test_auth_style_validated(tmp_path: Path, style: str) -> None:
 # --- the API key -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o444])
 def test_api_key_in_a_readable_file_is_ignored(tmp_path: Path, mode: int) -> None:
     cfg = write_config(tmp_path, f'api_key = "{KEY}"\nseconds = 8\n', mode)
     warnings: list[str] = []
@@ -220,6 +220,16 @@ def test_api_key_in_a_readable_file_is_ignored(tmp_path: Path, mode: int) -> Non
     assert s.seconds == 8  # the rest of the file still counts
     assert len(warnings) == 1 and str(cfg) in warnings[0] and "chmod 600" in warnings[0]
     assert KEY not in warnings[0]
+
+
+@pytest.mark.parametrize("mode", [0o660, 0o602, 0o622])
+def test_every_setting_of_a_file_others_can_write_is_ignored(tmp_path: Path, mode: int) -> None:
+    cfg = write_config(tmp_path, f'api_key = "{KEY}"\nseconds = 8\nbase_url = "http://x/v1"\n',
+                       mode)
+    warnings: list[str] = []
+    s = load(tmp_path, warn=warnings)
+    assert (s.api_key, s.seconds, s.base_url) == (None, 4, DEFAULT_BASE_URL)
+    assert len(warnings) == 1 and str(cfg) in warnings[0] and "writable by others" in warnings[0]
 
 
 @pytest.mark.parametrize("mode", [0o600, 0o400])

@@ -134,10 +134,10 @@ def test_several_truncations(tmp_path: Path) -> None:
 
 def test_unknown_size_accepts_what_came(tmp_path: Path) -> None:
     async def body() -> AsyncIterator[bytes]:
-        yield VIDEO[:1000]
+        yield VIDEO[:5000]
     saved = fetch(tmp_path, lambda r, n: httpx.Response(200, content=body()),
                      on_progress=lambda d, t: None)
-    assert saved.bytes == 1000 and saved.sha256 == hashlib.sha256(VIDEO[:1000]).hexdigest()
+    assert saved.bytes == 5000 and saved.sha256 == hashlib.sha256(VIDEO[:5000]).hexdigest()
 
 
 def test_404_is_a_clear_error_and_leaves_nothing(tmp_path: Path) -> None:
@@ -184,12 +184,13 @@ def test_previous_file_at_dest_survives_a_failed_download(tmp_path: Path) -> Non
     assert leftovers(tmp_path) == ["out.mp4"]
 
 
-def test_stale_partial_file_is_replaced(tmp_path: Path) -> None:
-    stale = tmp_path / "out.mp4.partial"
-    stale.write_bytes(b"garbage from an older run")
-    stale.chmod(0o644)
+def test_a_file_at_the_old_partial_name_is_someone_elses(tmp_path: Path) -> None:
+    theirs = tmp_path / "out.mp4.partial"  # the temp file has a random name now
+    theirs.write_bytes(b"not ours")
+    theirs.chmod(0o644)
     saved = fetch(tmp_path, full)
-    assert saved.sha256 == SHA and leftovers(tmp_path) == ["out.mp4"]
+    assert saved.sha256 == SHA and leftovers(tmp_path) == ["out.mp4", "out.mp4.partial"]
+    assert theirs.read_bytes() == b"not ours"
     assert stat.S_IMODE((tmp_path / "out.mp4").stat().st_mode) == 0o600
 
 

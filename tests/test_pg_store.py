@@ -311,7 +311,7 @@ def test_an_unreachable_database_is_one_clear_line_and_exit_1(tmp_path: Path) ->
         lines = r.stderr.splitlines()
         assert len(lines) == 1, r.stderr
         assert lines[0].startswith("sora: cannot reach the job store at "
-                                   "postgresql://sora@127.0.0.1:1/sora: ")
+                                   "postgresql://***@127.0.0.1:1/sora: ")
         assert "hunter2" not in r.stderr + r.stdout
 
 
@@ -514,7 +514,7 @@ def test_config_show_masks_the_database_password(tmp_path: Path) -> None:
                        env=env, timeout=60)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert data["database_url"] == "postgresql://sora:***@db.internal/sora"
+    assert data["database_url"] == "postgresql://***@db.internal/sora"  # the whole userinfo
     assert (data["shared_videos_dir"], data["fleet_max_in_flight"]) == (
         str(tmp_path / "share"), 12)
     assert "hunter2" not in r.stdout + r.stderr

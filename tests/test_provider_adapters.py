@@ -214,14 +214,14 @@ def test_results_on_another_origin_are_fetched_without_credentials(tmp_path: Any
         seen.append(request)
         if request.url.host == "queue.fal.test":
             return httpx.Response(302, headers={"location": "https://cdn.test/v.mp4"})
-        return httpx.Response(200, content=b"video bytes")
+        return httpx.Response(200, content=b"video bytes" * 100)  # over the 1 KiB minimum
 
     provider = fal_provider(handler)
     for url in ("https://v3.fal.test/v.mp4", f"{QUEUE}/own/v.mp4"):
         j = job(remote_id="req-1", remote_handle={**URLS, "result": url})
         saved = run(download_from(lambda offset, j=j: provider.open_result(j, offset=offset),
                                   tmp_path / "v.mp4", name="req-1", path="/v.mp4"))
-        assert saved.bytes == 11
+        assert saved.bytes == 1100
         (tmp_path / "v.mp4").unlink()
     assert [(r.url.host, "authorization" in r.headers) for r in seen] == [
         ("v3.fal.test", False), ("queue.fal.test", True), ("cdn.test", False)]

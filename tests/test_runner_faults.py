@@ -17,7 +17,7 @@ from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.fake.content import CreateRequest
 from sora_cli.fake.server import FakeOptions, FakeServer, Fault
 from sora_cli.providers.openai.client import ApiSettings, VideosClient
-from sora_cli.runner import steps as runner_steps
+from sora_cli.runner import progress as runner_progress
 from sora_cli.runner.loop import Runner
 from sora_cli.store.repository import Store
 
@@ -113,7 +113,7 @@ def test_too_many_new_videos_to_tell_fails_without_resending(tmp_path: Path,
 
 def test_a_job_unfinished_for_too_long_is_not_polled_forever(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner_steps, "MAX_RUNNING_SECONDS", 1.0)
+    monkeypatch.setattr(runner_progress, "MAX_RUNNING_SECONDS", 1.0)
     with FakeServer(FakeOptions(job_seconds=3600, poll_after_ms=50)) as server:
         store = Store.open(tmp_path / "sora.db")
         (job,) = store.add_jobs([VideoRequest("never ends")])

@@ -16,17 +16,26 @@ import typer
 from typer.core import TyperGroup
 
 from sora_cli import __version__
-from sora_cli.domain.text import clean
+from sora_cli.domain.text import scrub
 from sora_cli.errors import ExitCode, SoraError
 
 _verbose: list[bool] = [False]
 
 
 def _fail(message: str, code: int) -> None:
-    line = " ".join(clean(message).splitlines()).strip()  # always exactly one line
+    line = " ".join(scrub(message).splitlines()).strip()  # always exactly one line
     sys.stderr.write(f"sora: {line}\n")
     sys.stderr.flush()
     sys.exit(code)
+
+
+def _traceback() -> None:
+    """With -v, the traceback of the exception being handled, through the one redaction
+    (an exception may quote a header, the key in it)."""
+    if _verbose[0]:
+        import traceback
+
+        sys.stderr.write(scrub(traceback.format_exc(), None))
 
 
 class _Interrupted(Exception):
@@ -48,10 +57,7 @@ class SoraGroup(TyperGroup):
             rv = super().main(args, prog_name or "sora", complete_var, standalone_mode=False,
                               windows_expand_args=windows_expand_args, **extra)
         except SoraError as exc:
-            if _verbose[0]:
-                import traceback
-
-                traceback.print_exc()
+            _traceback()
             _fail(str(exc), exc.exit_code)
         except click.exceptions.NoArgsIsHelpError as exc:  # `sora` or `sora runner` alone: the help
             sys.stderr.write(exc.format_message() + "\n")
@@ -67,12 +73,12 @@ class SoraGroup(TyperGroup):
             sys.stderr.close()
             sys.exit(ExitCode.FAILED)
         except OSError as exc:  # a file sora was asked to read or write: one line, not a trace
-            if _verbose[0]:
-                import traceback
-
-                traceback.print_exc()
+            _traceback()
             where = f": {exc.filename}" if exc.filename else ""
             _fail(f"{exc.strerror or exc}{where}", ExitCode.FAILED)
+        except Exception as exc:  # a bug: still one redacted line, the trace only with -v
+            _traceback()
+            _fail(f"internal error: {type(exc).__name__}: {exc}", ExitCode.FAILED)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -12,7 +12,7 @@ import typer
 from sora_cli.cli.render import job_dict, json_line
 from sora_cli.config import Settings, default_home, insecure_base_url, load_settings
 from sora_cli.domain.jobs import Job
-from sora_cli.domain.text import clean
+from sora_cli.domain.text import mask_url, scrub
 from sora_cli.errors import InvalidInput, StoreError
 from sora_cli.services.context import Context, Hooks
 
@@ -43,8 +43,8 @@ def open_context(tctx: typer.Context | None = None) -> Context:
 def warn_if_insecure(settings: Settings) -> None:
     """For commands that send the API key: say so when it would travel in clear text."""
     if insecure_base_url(settings.base_url):
-        note(f"warning: {settings.base_url} is plain http to another machine: the API key "
-             "and your prompts travel unencrypted (use https://)")
+        note(f"warning: {mask_url(settings.base_url)} is plain http to another machine: the "
+             "API key and your prompts travel unencrypted (use https://)")
 
 
 def _check_home() -> None:
@@ -57,8 +57,8 @@ def _check_home() -> None:
 
 
 def note(message: str) -> None:
-    """A line for the human on stderr (never data); server text is made terminal-safe."""
-    line = " ".join(clean(message).splitlines())
+    """A line for the human on stderr (never data), through the one redaction."""
+    line = " ".join(scrub(message).splitlines())
     sys.stderr.write(f"sora: {line}\n")
     sys.stderr.flush()
 
@@ -83,3 +83,20 @@ def print_jobs(jobs: Iterable[Job], *, as_json: bool, quiet: bool) -> bool:
 
 JSON_OPT = typer.Option(False, "--json", help="One JSON object per job per line.")
 QUIET_OPT = typer.Option(False, "--quiet", "-q", help="Print job ids only.")
+
+
+def read_stdin(what: str = "stdin") -> str:
+    """Standard input as text: UTF-8, or InvalidInput (exit 2) naming the first line
+    that is not (Python's own decoding would end in a traceback)."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text-only stream (some test harnesses): already decoded
+        return sys.stdin.read()
+    return decode_utf8(stream.read(), what)
+
+
+def decode_utf8(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InvalidInput(f"{what} line {line} is not UTF-8 text") from None

@@ -15,6 +15,7 @@ from sora_cli.cli.common import (
     open_context,
     out,
     print_jobs,
+    read_stdin,
     warn_if_insecure,
 )
 from sora_cli.cli.render import table, use_colour
@@ -46,7 +47,7 @@ def confirm(question: str, *, yes: bool) -> None:
 
 
 def _refs(ids: Sequence[str]) -> list[str]:
-    return read_refs(ids, sys.stdin.read() if "-" in ids else None)
+    return read_refs(ids, read_stdin() if "-" in ids else None)
 
 
 @app.command("retry")

@@ -7,10 +7,10 @@ import sys
 import typer
 
 from sora_cli.cli.app import app
-from sora_cli.cli.common import JSON_OPT, QUIET_OPT, note, open_context, out, print_jobs
+from sora_cli.cli.common import JSON_OPT, QUIET_OPT, note, open_context, out, print_jobs, read_stdin
 from sora_cli.cli.render import detail, table, use_colour
 from sora_cli.domain.jobs import JobStatus
-from sora_cli.domain.text import clean
+from sora_cli.domain.text import scrub
 from sora_cli.errors import InvalidInput
 from sora_cli.services.jobs import cancel, links, list_jobs, read_refs, resolve_all
 
@@ -19,7 +19,7 @@ IDS_ARG = typer.Argument(..., help="Job ids, unique prefixes (4+ chars), remote 
 
 
 def _refs(ids: list[str]) -> list[str]:
-    refs = read_refs(ids, sys.stdin.read() if "-" in ids else None)
+    refs = read_refs(ids, read_stdin() if "-" in ids else None)
     if not refs:
         raise InvalidInput("no job ids given")
     return refs
@@ -94,4 +94,4 @@ def cancel_cmd(tctx: typer.Context, ids: list[str] = IDS_ARG, as_json: bool = JS
     results = cancel(ctx, _refs(ids))
     if not print_jobs([j for j, _ in results], as_json=as_json, quiet=quiet):
         for job, why in results:
-            out(f"{job.id} {job.status.value}: {clean(why)}")
+            out(f"{job.id} {job.status.value}: {scrub(why)}")

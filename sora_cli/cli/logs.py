@@ -10,7 +10,7 @@ import typer
 from sora_cli.cli.app import app
 from sora_cli.cli.common import open_context, out
 from sora_cli.cli.render import json_line
-from sora_cli.domain.text import clean
+from sora_cli.domain.text import scrub
 from sora_cli.store.rows import Event
 
 
@@ -45,7 +45,7 @@ def event_line(event: Event) -> str:
     line = "  ".join(parts)
     if event.message:
         line += f": {' '.join(event.message.split())}"
-    return clean(line)
+    return scrub(line, None)
 
 
 @app.command("logs")

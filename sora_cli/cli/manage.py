@@ -26,7 +26,7 @@ def status_dict(st: RunnerStatus) -> dict[str, Any]:
     """`runner status --json`: stable field names, times as ISO 8601."""
     return {"running": st.running, "pid": st.pid, "jobs_in_flight": st.jobs_in_flight,
             "started_at": iso(st.started_at), "runner_id": st.runner_id,
-            "heartbeat_at": iso(st.heartbeat_at),
+            "heartbeat_at": iso(st.heartbeat_at), "missing_keys": list(st.missing_keys),
             "fleet": [{"runner_id": m.runner_id, "host": m.host, "pid": m.pid,
                        "leases": m.leases, "jobs_in_flight": m.jobs_in_flight,
                        "heartbeat_at": iso(m.heartbeat_at), "started_at": iso(m.started_at),
@@ -51,6 +51,9 @@ def runner_status(tctx: typer.Context, as_json: bool = JSON_OPT) -> None:
     if st.running:
         out(f"running: pid {st.pid}, {st.jobs_in_flight} job(s) in flight, "
             f"since {iso(st.started_at)}")
+        if st.missing_keys:
+            out(f"  without {', '.join(st.missing_keys)}: those jobs are left untouched "
+                "(a command run with the key hands them to a new runner)")
     else:
         out("not running")
     if ctx.settings.database_url or any(not m.local for m in st.fleet):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from sora_cli.cli.app import app
-from sora_cli.cli.common import JSON_OPT, QUIET_OPT, open_context, print_jobs, warn_if_insecure
+from sora_cli.cli.common import (
+    JSON_OPT,
+    QUIET_OPT,
+    open_context,
+    print_jobs,
+    read_stdin,
+    warn_if_insecure,
+)
 
 
 @app.command("remix")
@@ -30,7 +35,7 @@ def remix_cmd(
     from sora_cli.services.housekeeping import remix  # here: `sora --help` never pays for it
 
     if prompt == "-":
-        prompt = sys.stdin.read().rstrip("\n")
+        prompt = read_stdin().rstrip("\n")
     ctx = open_context(tctx)
     warn_if_insecure(ctx.settings)
     job = remix(ctx, job_id, prompt, label=label)

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from sora_cli.domain.catalogue import cost_of
 from sora_cli.domain.jobs import Job
-from sora_cli.domain.text import clean
+from sora_cli.domain.text import scrub
 
 _COLOURS = {
     "queued": "2", "submitting": "36", "running": "36", "downloading": "34",
@@ -24,9 +24,15 @@ _COLOURS = {
 
 
 def iso(ts: float | None) -> str | None:
+    """ISO 8601 UTC; None for a time no calendar shows (a store written by an older sora
+    may hold one a server sent): never a crash for as long as the job exists."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    try:
+        when = datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, ValueError, OSError, TypeError):
+        return None
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def job_dict(job: Job) -> dict[str, Any]:
@@ -72,7 +78,7 @@ def status_text(status: str, colour: bool) -> str:
 
 
 def _short(text: str, width: int) -> str:
-    text = clean(" ".join(text.split()))
+    text = scrub(" ".join(text.split()), None)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -116,7 +122,7 @@ def detail(job: Job, *, colour: bool, links: Mapping[str, Sequence[str]] | None 
                 "submitted_at", "completed_at", "expires_at", "output_path", "bytes", "sha256",
                 "thumbnail_path", "image", "remix_of", "retry_of"):
         if d[key] is not None:
-            lines.append(f"  {key + ':':15} {clean(str(d[key]))}")
+            lines.append(f"  {key + ':':15} {scrub(str(d[key]))}")
     for key, ids in (links or {}).items():
         if ids:
             lines.append(f"  {key + ':':15} {', '.join(ids)}")
@@ -125,7 +131,7 @@ def detail(job: Job, *, colour: bool, links: Mapping[str, Sequence[str]] | None 
         e = job.error
         where = ", ".join(x for x in (
             f"HTTP {e.http_status}" if e.http_status else "",
-            f"request {e.request_id}" if e.request_id else "") if x)
+            f"request {_short(e.request_id, 200)}" if e.request_id else "") if x)
         lines.append(f"  {'error:':15} {_short(e.code or 'error', 80)}: {_short(e.message, 2000)}"
                      + (f" ({where})" if where else ""))
     lines.append(f"  {'prompt:':15} {_short(job.prompt, 200)}")

@@ -7,7 +7,6 @@ and its estimated cost instead.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -18,10 +17,12 @@ from sora_cli.cli.app import app
 from sora_cli.cli.common import (
     JSON_OPT,
     QUIET_OPT,
+    decode_utf8,
     note,
     open_context,
     out,
     print_jobs,
+    read_stdin,
     warn_if_insecure,
 )
 from sora_cli.cli.render import cost_text, json_line
@@ -108,7 +109,7 @@ def submit_cmd(
         items = parse_batch(_read(file), defaults=draft, source=str(source),
                             resolve=lambda d: resolve(d, defaults))
     else:
-        text = sys.stdin.read().rstrip("\n") if prompt == "-" else prompt
+        text = read_stdin().rstrip("\n") if prompt == "-" else prompt
         items = [BatchLine(0, check_request(resolve(replace(draft, prompt=text), defaults)))]
     origins = [f"{source} line {i.line}" for i in items] if source is not None else None
     if dry_run:
@@ -136,17 +137,14 @@ def submit_cmd(
 
 def _read(file: str) -> str:
     if file == "-":
-        return sys.stdin.read()
+        return read_stdin()
     try:
         data = Path(file).expanduser().read_bytes()
     except FileNotFoundError:
         raise InvalidInput(f"--file {file}: no such file") from None
     except OSError as exc:
         raise InvalidInput(f"cannot read --file {file}: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInput(f"--file {file} is not UTF-8 text") from None
+    return decode_utf8(data, f"--file {file}")
 
 
 def _dry_run(ctx: Context, items: Sequence[BatchLine], *, fit: bool, force: bool,

@@ -10,8 +10,9 @@ from typing import Any
 import typer
 
 from sora_cli.cli.app import app
-from sora_cli.cli.common import JSON_OPT, QUIET_OPT, note, open_context, out
+from sora_cli.cli.common import JSON_OPT, QUIET_OPT, note, open_context, out, read_stdin
 from sora_cli.cli.render import failure_line, job_dict, json_line
+from sora_cli.config import keys_missing_for
 from sora_cli.domain.jobs import Job, JobStatus
 from sora_cli.errors import ExitCode, InvalidInput, SoraError
 from sora_cli.services.context import Context
@@ -61,6 +62,9 @@ def run_wait(ctx: Context, jobs: Sequence[Job], *, timeout: float | None, fail_f
     ids = [j.id for j in jobs]
     targets = output_targets(ids, out_path, Path.cwd()) if download else {}
     refuse_existing(targets.values(), force=force)
+    if missing := keys_missing_for(ctx.settings, [j for j in jobs if j.status.is_active]):
+        note(f"warning: no {', '.join(missing)} here: a runner started from this shell "
+             "leaves those jobs as they are (run sora with the key to move them on)")
     reported: set[str] = set()
     failed = False
     emitted = 0
@@ -105,7 +109,7 @@ def _finish(ctx: Context, job: Job, targets: dict[str, Path], as_json: bool,
     ok = True
     if job.status is JobStatus.COMPLETED and job.id in targets:
         try:
-            path = export(ctx, job, targets[job.id], force=force)
+            path = export(ctx, job, targets[job.id], force=force, note=note)
         except SoraError as exc:
             note(f"job {job.id}: {exc}")
             ok = False
@@ -155,7 +159,7 @@ def wait_cmd(
     sora wait --label batch-7 --download -o out/
     """
     ctx = open_context(tctx)
-    stdin_text = sys.stdin.read() if "-" in (ids or []) else None
+    stdin_text = read_stdin() if "-" in (ids or []) else None
     refs = read_refs(ids or [], stdin_text)
     if not (refs or all_ or label is not None):
         raise InvalidInput("name the jobs to wait for (ids, -, --label or --all)")

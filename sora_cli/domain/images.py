@@ -7,11 +7,13 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Final
 
 from sora_cli.errors import InvalidInput
 
 _URL: Final = re.compile(r"https?://\S+", re.IGNORECASE)
+_SHA256: Final = re.compile(r"[0-9a-f]{64}")
 _SIZE: Final = re.compile(r"([1-9][0-9]{0,4})x([1-9][0-9]{0,4})")
 # JPEG start-of-frame markers (baseline, progressive, lossless...): not DHT, JPG or DAC.
 _SOF: Final = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7,
@@ -119,3 +121,9 @@ def parse_size(size: str) -> tuple[int, int]:
     if match is None:
         raise InvalidInput(f"--size must look like WIDTHxHEIGHT (got {size!r})")
     return int(match[1]), int(match[2])
+
+
+def kept_sha256(path: PurePath) -> str | None:
+    """The sha256 a kept image is named by (SORA_HOME/inputs/<sha256>.<ext>), else None."""
+    stem = path.name.split(".", 1)[0]
+    return stem if _SHA256.fullmatch(stem) else None

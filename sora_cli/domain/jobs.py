@@ -48,16 +48,18 @@ UNSUCCESSFUL_STATUSES: Final = frozenset(
 _S = JobStatus
 # Every legal move. `submitting -> queued` is taken only when the create provably
 # never reached the server; `failed -> downloading` when a later download of a
-# remotely completed video is attempted again.
+# remotely completed video is attempted again; `failed`/`expired` -> `running` or
+# `completed` when `sora import` or `sora download` recovers a job that failed here
+# while the provider still had its video (a paid video is never abandoned).
 TRANSITIONS: Final[dict[JobStatus, frozenset[JobStatus]]] = {
     _S.QUEUED: frozenset({_S.SUBMITTING, _S.FAILED, _S.CANCELLED}),
     _S.SUBMITTING: frozenset({_S.QUEUED, _S.RUNNING, _S.FAILED, _S.CANCELLED}),
     _S.RUNNING: frozenset({_S.DOWNLOADING, _S.FAILED, _S.CANCELLED, _S.EXPIRED}),
     _S.DOWNLOADING: frozenset({_S.COMPLETED, _S.FAILED, _S.CANCELLED, _S.EXPIRED}),
     _S.COMPLETED: frozenset(),
-    _S.FAILED: frozenset({_S.DOWNLOADING, _S.COMPLETED, _S.EXPIRED}),
+    _S.FAILED: frozenset({_S.RUNNING, _S.DOWNLOADING, _S.COMPLETED, _S.EXPIRED}),
     _S.CANCELLED: frozenset(),
-    _S.EXPIRED: frozenset(),
+    _S.EXPIRED: frozenset({_S.RUNNING, _S.COMPLETED}),
 }
 
 
@@ -130,6 +132,10 @@ def validate_request(req: VideoRequest) -> VideoRequest:
     """Check a request before anything is recorded; raise InvalidInput with one clear line.
 
     Returns the request with `seconds` as an int (it may arrive as "8")."""
+    for name, value in (("the prompt", req.prompt), ("--model", req.model),
+                        ("--size", req.size), ("--label", req.label), ("--image", req.image)):
+        if value is not None and "\x00" in value:  # PostgreSQL text cannot hold it
+            raise InvalidInput(f"{name} contains a NUL character")
     if not req.prompt.strip():
         raise InvalidInput("the prompt is empty")
     if len(req.prompt) > MAX_PROMPT_CHARS:

@@ -30,11 +30,15 @@ ROUTES: Final = frozenset({"create", "retrieve", "list", "content", "delete", "r
                            "*"})
 ACTIONS: Final = frozenset(
     {"error", "drop", "create_then_error", "create_then_drop", "create_then_stall", "truncate",
-     "stall_then_create", "bad_id", "slow", "huge"}
+     "stall_then_create", "bad_id", "slow", "huge",
+     # hostile servers (see sora_cli.fake.hostile)
+     "body", "create_then_body", "patch", "headers", "drip", "gzip"}
 )
 CREATE_ONLY: Final = frozenset(
-    {"create_then_error", "create_then_drop", "create_then_stall", "stall_then_create", "bad_id"}
+    {"create_then_error", "create_then_drop", "create_then_stall", "stall_then_create", "bad_id",
+     "create_then_body"}
 )
+VIDEO_ROUTES: Final = frozenset({"create", "retrieve", "remix"})  # answers that are a video
 MIX_KINDS: Final = frozenset({"429", "500", "502", "503", "drop", "truncate"})
 HUGE_DEFAULT: Final = 64 * 1024 * 1024
 DEFAULT_STALL_MS: Final = 10_000
@@ -51,6 +55,9 @@ class Fault:
     delay_ms: int | None = None
     text: str | None = None
     size: int | None = None
+    fields: dict[str, object] | None = None  # patch: merged into the video answer
+    headers: dict[str, str] | None = None  # headers: added to (or replacing) the answer's
+    content_type: str | None = None  # body: the Content-Type of `text`
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -66,6 +73,12 @@ class Fault:
             raise ValueError("fault times must be >= 1 and status an HTTP status")
         if self.text is not None and not isinstance(self.text, str):
             raise ValueError("fault text must be a string")
+        if self.fields is not None and not isinstance(self.fields, dict):
+            raise ValueError("fault fields must be a JSON object")
+        if self.headers is not None and not (
+                isinstance(self.headers, dict)
+                and all(isinstance(v, str) for v in self.headers.values())):
+            raise ValueError("fault headers must be an object of strings")
 
     def applies_to(self, route: str, prompt: str | None) -> bool:
         if self.route not in ("*", route):
@@ -75,6 +88,8 @@ class Fault:
         if self.action == "truncate" and route != "content":
             return False
         if self.action == "huge" and route == "content":
+            return False
+        if self.action == "patch" and route not in VIDEO_ROUTES:
             return False
         return self.prompt is None or (route in ("create", "remix") and prompt == self.prompt)
 

@@ -17,6 +17,7 @@ from sora_cli.fake.errors import ApiFailure, fault_failure
 from sora_cli.fake.fal import fal_api, fal_platform, fal_route
 from sora_cli.fake.faults import DEFAULT_STALL_MS, HUGE_DEFAULT, Dropped, Fault, faults_from_json
 from sora_cli.fake.host import Host
+from sora_cli.fake.hostile import HostileHandler
 from sora_cli.fake.luma import luma_api, luma_route
 from sora_cli.fake.minimax import minimax_api, minimax_route
 from sora_cli.fake.replicate import replicate_api, replicate_route
@@ -24,7 +25,7 @@ from sora_cli.fake.routes import resolve
 from sora_cli.fake.runway import runway_api, runway_route
 from sora_cli.fake.signed import SIGNED_FAMILIES, check_signed
 from sora_cli.fake.validate import validate_create
-from sora_cli.fake.wire import VERBOSE, WireHandler
+from sora_cli.fake.wire import VERBOSE
 
 
 class _Answered(Exception):
@@ -37,7 +38,7 @@ FAMILIES: Final = {"runway": (runway_route, runway_api), "luma": (luma_route, lu
                    "minimax": (minimax_route, minimax_api)}
 
 
-class Handler(WireHandler):
+class Handler(HostileHandler):
     def do_GET(self) -> None:
         self._handle()
 
@@ -50,6 +51,7 @@ class Handler(WireHandler):
         self._sent = 0
         self._family = _family(url.path, self.server.aux)
         self._route = None
+        self._reset_hostile()
         with fake.activity():
             try:
                 body = self._read_body()
@@ -138,6 +140,13 @@ class Handler(WireHandler):
         fault = backend.take_fault(route, prompt) or backend.random_fault(route)
         if fault is None:
             return None
+        self._arm(fault)  # fields, headers, drip: they change the answer on its way out
+        if fault.action in ("body", "gzip"):  # hostile answers, for every family
+            if fault.action == "body":
+                self._answer_body(fault)
+            else:
+                self._gzip_bomb(fault, route)
+            raise _Answered
         if fault.action == "error":
             text = fault.text.replace("{api_key}", self._offered_key) if fault.text else None
             raise fault_failure(fault.status, fault.retry_after_ms, text)
@@ -163,6 +172,9 @@ class Handler(WireHandler):
         if fault is not None and fault.action == "create_then_stall":
             self.server.fake.pause(
                 (fault.retry_after_ms or fault.delay_ms or DEFAULT_STALL_MS) / 1000)
+        if fault is not None and fault.action == "create_then_body":
+            self._answer_body(fault)
+            raise _Answered
 
     def _aux(self, path: str, query: dict[str, str]) -> None:
         """The second origin: the CDN of results, and fal's platform API."""
@@ -207,6 +219,8 @@ class Handler(WireHandler):
         prompt = fields.get("prompt")
         fault = backend.take_fault(route, prompt if isinstance(prompt, str) else None)
         fault = fault or backend.random_fault(route)
+        if fault is not None:
+            self._arm(fault)  # fields, headers, drip: they change the answer on its way out
         if fault is not None and fault.action == "error":
             text = fault.text.replace("{api_key}", self._offered_key) if fault.text else None
             raise fault_failure(fault.status, fault.retry_after_ms, text)
@@ -216,6 +230,12 @@ class Handler(WireHandler):
             self.server.fake.pause((fault.delay_ms or 0) / 1000)
         if fault is not None and fault.action == "huge":
             self._huge(fault.size or HUGE_DEFAULT)
+            return
+        if fault is not None and fault.action in ("body", "gzip"):
+            if fault.action == "body":
+                self._answer_body(fault)
+            else:
+                self._gzip_bomb(fault, route)
             return
         if route == "create":
             self._create(fields, fault)
@@ -249,6 +269,9 @@ class Handler(WireHandler):
             raise Dropped
         if fault is not None and fault.action == "create_then_stall":
             fake.pause((fault.retry_after_ms or fault.delay_ms or DEFAULT_STALL_MS) / 1000)
+        if fault is not None and fault.action == "create_then_body":
+            self._answer_body(fault)
+            return
         view = fake.backend.view(video)
         if fault is not None and fault.action == "bad_id":
             view["id"] = fault.text or "video_../../escape"

@@ -38,7 +38,9 @@ remix; the create-only actions strike remixes too, which are billed creates):
 - ``truncate``: send half of the content, then drop;
 - ``slow``: wait ``delay_ms`` before answering; on content, between every 64 KiB block;
 - ``huge``: answer 200 with a JSON body of ``size`` bytes (default 64 MiB), without a
-  Content-Length.
+  Content-Length;
+- hostile answers (``body``, ``create_then_body``, ``patch``, ``headers``, ``drip``,
+  ``gzip``): see `sora_cli.fake.hostile`.
 
 Options beyond faults: ``clock_offset`` shifts the server's clock (the timestamps it
 reports and its Date header); ``fault_mix`` draws random faults with a probability per

@@ -45,6 +45,14 @@ class WireHandler(BaseHTTPRequestHandler):
     _logged: bool  # an API request, not a /_fake control one
     _sent: int  # the status sent, 0 before the answer starts
     _route: str | None = None  # the route name, for the request log
+    _offered_key: str = ""  # the key the client sent (for faults that echo it)
+    # Set per request by hostile faults (sora_cli.fake.hostile):
+    _extra_headers: dict[str, str]  # added to, or replacing, the answer's headers
+    _patch: dict[str, object] | None  # merged into a 2xx JSON answer
+    _drip: float  # seconds between the bytes of the body (0: all at once)
+
+    def _reset_hostile(self) -> None:
+        self._extra_headers, self._patch, self._drip = {}, None, 0.0
 
     def setup(self) -> None:
         super().setup()
@@ -104,7 +112,7 @@ class WireHandler(BaseHTTPRequestHandler):
         stop = start + (end - start) // 2 if truncate else end
         self._start(status, headers)
         for chunk in iter_content(video_id, variant, size, start, stop, real=real):
-            self.wfile.write(chunk)
+            self._write(chunk)
             if pause and self.server.fake.pause(pause):
                 raise Dropped
         if stop < end:
@@ -119,16 +127,37 @@ class WireHandler(BaseHTTPRequestHandler):
     def _start(self, status: int, headers: dict[str, str]) -> None:
         self._record(status)
         self._sent = status
-        self.send_response(status)
-        self.send_header("x-request-id", "req_" + uuid.uuid4().hex)
-        for name, value in headers.items():
+        self.log_request(status)
+        self.send_response_only(status)
+        extra = getattr(self, "_extra_headers", {})
+        replaced = {name.lower() for name in extra}
+        base = {"Server": self.version_string(), "Date": self.date_time_string(),
+                "x-request-id": "req_" + uuid.uuid4().hex}
+        for name, value in {**base, **headers}.items():
+            if name.lower() not in replaced:
+                self.send_header(name, value)
+        for name, value in extra.items():
             self.send_header(name, value)
         self.end_headers()
+
+    def _write(self, data: bytes) -> None:
+        """The body, at once or (a drip fault) one byte at a time."""
+        pause = getattr(self, "_drip", 0.0)
+        if not pause:
+            self.wfile.write(data)
+            return
+        for index in range(len(data)):
+            if self.server.fake.pause(pause):
+                raise Dropped
+            self.wfile.write(data[index:index + 1])
 
     def _send_json(
         self, status: int, payload: dict[str, object], headers: dict[str, str] | None = None
     ) -> None:
+        patch = getattr(self, "_patch", None)
+        if patch and 200 <= status < 300:
+            payload = {**payload, **patch}
         data = json.dumps(payload).encode()
         json_headers = {"Content-Type": "application/json", "Content-Length": str(len(data))}
         self._start(status, {**json_headers, **(headers or {})})
-        self.wfile.write(data)
+        self._write(data)

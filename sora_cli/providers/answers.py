@@ -6,15 +6,17 @@ message ever carries the API key or credentials embedded in a URL.
 
 from __future__ import annotations
 
-import json
+import email.utils
 import math
+import time
 from collections.abc import Mapping
 from typing import Any, Final
 
 import httpx
 
-from sora_cli.domain.text import clean, redact
+from sora_cli.domain.text import redact, scrub, scrub_or_none
 from sora_cli.errors import ApiError, AuthError, TransportError
+from sora_cli.providers.limits import ascii_int, bounded_skew, load_json
 from sora_cli.providers.retry import retry_after_seconds, should_retry_status
 
 _SNIPPET: Final = 200
@@ -39,14 +41,39 @@ def display_url(url: str | httpx.URL) -> str:
     return f"{parsed.scheme}://{parsed.host}{port}{parsed.path}".rstrip("/")
 
 
-def _text(value: Any) -> str | None:
+def _text(value: Any, limit: int = 2000) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return clean(value).strip() or None
+        return scrub_or_none(value, limit)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
+        return scrub_or_none(value, limit)
     return None
+
+
+def request_id_of(headers: Mapping[str, str]) -> str | None:
+    """The answer's request id, scrubbed and bounded (it is stored and printed)."""
+    return scrub_or_none(headers.get("x-request-id"), 200)
+
+
+def answer_meta(headers: Mapping[str, str], poll_header: str = "openai-poll-after-ms"
+                ) -> tuple[str | None, int | None, float | None]:
+    """What a success answer's headers say: (request id, poll hint in ms, server clock
+    skew). Each unparseable value counts as absent: it never fails the answer."""
+    return (request_id_of(headers), ascii_int(headers.get(poll_header)),
+            server_skew(headers.get("date")))
+
+
+def server_skew(date: str | None) -> float | None:
+    """The server's clock minus ours, from its Date header; None when it sent none, an
+    unreadable one, or one too far from ours to believe (see limits.bounded_skew)."""
+    if not date:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError, OverflowError, IndexError, OSError):
+        return None
+    return bounded_skew(when - time.time())
 
 
 def parse_error_envelope(body: bytes) -> tuple[str | None, str | None]:
@@ -55,16 +82,15 @@ def parse_error_envelope(body: bytes) -> tuple[str | None, str | None]:
     Tolerates the shapes gateways send instead: ``{"error": "text"}``,
     ``{"message": ...}``, ``{"detail": ...}``, plain text, HTML and junk.
     """
-    try:
-        data = json.loads(body.decode("utf-8", errors="replace"))
-    except ValueError:
+    data = load_json(body.decode("utf-8", errors="replace"))
+    if data is None and body.strip()[:1] not in (b"{", b"["):
         return _plain_text(body), None
     if not isinstance(data, dict):
-        return None, None
+        return None, None  # JSON of another shape, or nested too deep to read
     inner = data.get("error")
     if isinstance(inner, dict):
-        message = _text(inner.get("message"))
-        return message, _text(inner.get("code")) or (None if message else _text(inner.get("type")))
+        message, code = _text(inner.get("message")), _text(inner.get("code"), 100)
+        return message, code or (None if message else _text(inner.get("type"), 100))
     if isinstance(inner, str):
         return _text(inner), None
     detail = data.get("detail")
@@ -74,7 +100,7 @@ def parse_error_envelope(body: bytes) -> tuple[str | None, str | None]:
     status = data.get("status")  # fal's cancel: {"status": "ALREADY_COMPLETED"}
     return (_text(data.get("message")) or _text(detail)
             or (_text(status) if isinstance(status, str) else None),
-            _text(data.get("code")) or _text(data.get("error_type")))
+            _text(data.get("code"), 100) or _text(data.get("error_type"), 100))
 
 
 def _validation_text(items: list[Any]) -> str | None:
@@ -93,7 +119,7 @@ def _validation_text(items: list[Any]) -> str | None:
 
 
 def _plain_text(body: bytes) -> str | None:
-    text = clean(body.decode("utf-8", errors="replace")).strip()
+    text = scrub(body.decode("utf-8", errors="replace"), None).strip()
     if not text or text.startswith("<") or "\n" in text[:_SNIPPET]:
         return None  # HTML pages and multi-line dumps say nothing useful in one line
     return text[:_SNIPPET] + ("..." if len(text) > _SNIPPET else "")
@@ -126,10 +152,10 @@ def error_from_answer(
     retry_after = hint if hint is not None and math.isfinite(hint) and hint >= 0 else None
     cls = AuthError if status in (401, 403) else ApiError
     return cls(
-        redact(message or _default_message(status), [api_key]),
+        redact(message or _default_message(status), [api_key]),  # scrubbed: every secret
         http_status=status,
         code=code,
-        request_id=headers.get("x-request-id"),
+        request_id=request_id_of(headers),
         retryable=should_retry_status(status, headers.get("x-should-retry")),
         retry_after=retry_after,
     )

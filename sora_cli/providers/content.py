@@ -15,11 +15,13 @@ import httpx
 
 from sora_cli.errors import ApiError
 from sora_cli.providers.answers import display_url, error_from_answer, transport_error
+from sora_cli.providers.limits import MIN_BODY_BYTES, CappedDecoder, ascii_int
 
 MAX_REDIRECTS: Final = 5
 ERROR_BODY_LIMIT: Final = 64 * 1024
 CREDENTIAL_HEADERS: Final = ("authorization", "api-key", "openai-organization", "openai-project")
-_CONTENT_RANGE: Final = re.compile(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", re.IGNORECASE)
+_CONTENT_RANGE: Final = re.compile(r"\s*bytes\s+([0-9]{1,15})-([0-9]{1,15})/([0-9]{1,15}|\*)\s*",
+                                   re.IGNORECASE)
 
 
 def origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -28,21 +30,65 @@ def origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port or default
 
 
-async def read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
-    """Up to ``limit`` bytes of the body and whether that was the whole body.
+async def raw_bytes(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body as it came over the wire (Content-Encoding not undone). An answer built
+    in memory (already read, as mock transports make them) yields its byte stream."""
+    if not response.is_stream_consumed:
+        async for chunk in response.aiter_raw():
+            yield chunk
+        return
+    stream = response.stream
+    if isinstance(stream, httpx.AsyncByteStream):
+        async for chunk in stream:
+            yield chunk
 
-    Never buffers more than ``limit`` (+ one network chunk): a Content-Length above
-    the limit is refused before reading, and the running count stops the read.
+
+async def read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """Up to ``limit`` bytes of the body, decoded, and whether that was the whole body.
+
+    Never holds more than ``limit`` (+ one network chunk): a Content-Length above the
+    limit is refused before reading, and the body is decoded here, from the raw bytes,
+    counting decompressed bytes as they come (httpx would inflate a whole network read
+    of a gzip bomb at once, hundreds of MB, before any count could stop it).
     """
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    declared = response.headers.get("content-length", "").strip()
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         return b"", False
+    decoder = CappedDecoder(response.headers.get("content-encoding"), limit)
     buffer = bytearray()
-    async for chunk in response.aiter_bytes():
-        buffer += chunk
-        if len(buffer) > limit:
+    async for chunk in raw_bytes(response):
+        buffer += decoder.feed(chunk)
+        if decoder.over:
             return bytes(buffer[:limit]), False
     return bytes(buffer), True
+
+
+def check_video_answer(response: httpx.Response, variant: str) -> None:
+    """Refuse a success answer that cannot be the file asked for: a body encoded
+    although identity was asked for (saved as sent it would not be a video, decoded it
+    could be a bomb), or an HTML page, JSON or text (a proxy's error page on a 200)."""
+    headers = response.headers
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    request_id = headers.get("x-request-id")
+    if encoding not in ("", "identity"):
+        raise ApiError(f"the server sent the {variant} {encoding[:40]}-encoded although it "
+                       "was asked for as it is (identity); not saved", http_status=
+                       response.status_code, code="bad_content", request_id=request_id,
+                       retryable=True)
+    kind = headers.get("content-type", "").split(";")[0].strip().lower()
+    main, _, sub = kind.partition("/")
+    if main == "text" or any(word in sub for word in ("json", "html", "xml")):
+        raise ApiError(f"the server answered {kind[:60]} instead of the {variant}; not "
+                       "saved", http_status=response.status_code, code="bad_content",
+                       request_id=request_id, retryable=True)
+
+
+def check_body_size(size: int, variant: str) -> None:
+    """Refuse a body too small to be the file asked for (an empty 200, say)."""
+    least = MIN_BODY_BYTES.get(variant, 1)
+    if size < least:
+        raise ApiError(f"the server sent {size} bytes for the {variant} (at least {least} "
+                       "expected); not saved", code="bad_content", retryable=True)
 
 
 class ContentStream:
@@ -56,10 +102,15 @@ class ContentStream:
         self.request_id: str | None = response.headers.get("x-request-id")
         self.start, self.total_size = _extent(response)
 
+    def check(self, variant: str) -> None:
+        """ApiError (bad_content) unless this answer can be the `variant` asked for."""
+        check_video_answer(self._response, variant)
+
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body in network-sized pieces; transport failures raise TransportError."""
+        """The body as sent (never decoded: see `check_video_answer`), in network-sized
+        pieces; transport failures raise TransportError."""
         try:
-            async for chunk in self._response.aiter_bytes():
+            async for chunk in raw_bytes(self._response):
                 yield chunk
         except httpx.TransportError as exc:
             raise transport_error(exc, self._base, read_timeout=self._read_timeout) from exc
@@ -78,10 +129,10 @@ def _extent(response: httpx.Response) -> tuple[int, int | None]:
         total = match.group(3)
         return int(match.group(1)), None if total == "*" else int(total)
     encoding = headers.get("content-encoding", "identity").strip().lower()
-    declared = headers.get("content-length", "")
-    if encoding not in ("", "identity") or not declared.isdigit():
-        return 0, None  # a decoded body's size is unknown up front
-    return 0, int(declared)
+    declared = ascii_int(headers.get("content-length"))
+    if encoding not in ("", "identity"):
+        return 0, None  # refused by check_video_answer
+    return 0, declared
 
 
 async def open_content(

@@ -1,10 +1,17 @@
 """Saving a video to disk safely.
 
-The bytes stream into ``<dest>.partial`` (mode 0600), hashed as they arrive, never
-held in memory whole; a body shorter than announced is resumed with a Range request
-(or restarted when the server ignores Range); the file is fsynced and renamed into
-place atomically. Nothing ever appears at ``dest`` unless it is complete, and a
-failed download leaves no partial file behind.
+The bytes stream into a private temp file next to ``dest`` (a random name, created
+``O_EXCL|O_NOFOLLOW``, mode 0600), hashed as they arrive, never held in memory whole;
+a body shorter than announced is resumed with a Range request (or restarted when the
+server ignores Range); the file is fsynced and given its final name atomically, and
+only exclusively (never over a file that appeared meanwhile) unless replacing was
+asked for. Nothing ever appears at ``dest`` unless it is complete, and a failed
+download leaves no temp file behind.
+
+What the server sends is held to account: the body is saved as sent (an encoding not
+asked for, HTML, JSON or text is refused), never more than it declared (or
+MAX_DOWNLOAD_BYTES), never less than a minimum size, and within a total deadline:
+the headers within ``request_timeout``, the body at MIN_TRANSFER_RATE or better.
 """
 
 from __future__ import annotations
@@ -23,7 +30,10 @@ from pathlib import Path
 from typing import Final
 
 from sora_cli.errors import ApiError, InvalidInput, SoraError, TransportError
+from sora_cli.files import create_temp, publish
 from sora_cli.providers.answers import transport_retryable
+from sora_cli.providers.content import check_body_size
+from sora_cli.providers.limits import MAX_DOWNLOAD_BYTES, MIN_TRANSFER_RATE
 from sora_cli.providers.openai.client import (
     Attempt,
     ContentStream,
@@ -40,8 +50,6 @@ REHASH_BLOCK: Final = 1024 * 1024
 WRITE_BLOCK: Final = 1024 * 1024  # bytes handed to the writer thread at a time
 _FADVISE: Final = hasattr(os, "posix_fadvise") and hasattr(os, "POSIX_FADV_DONTNEED")
 _WRITER: Final = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="sora-write")
-_OPEN_FLAGS: Final = (os.O_RDWR | os.O_CREAT | os.O_TRUNC
-                      | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,10 @@ class _Restart(Exception):
     """The server's answer cannot continue the partial file: start over without Range."""
 
 
+class _TooSlow(Exception):
+    """The body came slower than MIN_TRANSFER_RATE (a server dripping bytes)."""
+
+
 def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
@@ -63,12 +75,10 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 
 
 class _Partial:
-    """The ``.partial`` file, its size and the running sha256 of its content."""
+    """The private temp file, its size and the running sha256 of its content."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd = os.open(path, _OPEN_FLAGS, 0o600)
-        os.fchmod(self.fd, 0o600)  # O_CREAT's mode does not apply to an existing file
+    def __init__(self, dest: Path) -> None:
+        self.path, self.fd = create_temp(dest)  # random name, O_EXCL|O_NOFOLLOW, 0600
         self.size = 0
         self.hash = hashlib.sha256()
         self._chunks: list[bytes] = []  # taken, not yet handed to the writer thread
@@ -122,14 +132,14 @@ class _Partial:
             self.hash.update(block)
             self.size += len(block)
 
-    async def commit(self, dest: Path) -> None:
+    async def commit(self, dest: Path, *, replace: bool) -> None:
         await self.flush()
         # The fsyncs wait for the disk: in a thread, so that the runner's other jobs go
         # on meanwhile. Cancelling leaves the thread to finish; it uses no shared state.
         await asyncio.to_thread(os.fsync, self.fd)
         os.close(self.fd)
         self.fd = -1
-        os.replace(self.path, dest)
+        publish(self.path, dest, replace=replace)  # exclusive unless replacing was asked
         await asyncio.to_thread(_fsync_dir, dest.parent)
 
     def discard(self) -> None:
@@ -171,8 +181,10 @@ async def download_to(
     on_progress: Callable[[int, int | None], None] | None = None,
     on_attempt: OnAttempt | None = None,
     rng: random.Random | None = None,
+    replace: bool = True,
 ) -> Saved:
-    """Download one variant of ``video_id`` to ``dest``; returns its size and sha256."""
+    """Download one variant of ``video_id`` to ``dest``; returns its size and sha256.
+    Without ``replace``, an existing ``dest`` is never overwritten (InvalidInput)."""
     if not valid_video_id(video_id):
         raise InvalidInput(f"invalid video id {video_id[:140]!r}")
 
@@ -181,7 +193,8 @@ async def download_to(
 
     return await download_from(opener, dest, name=video_id, path=f"/videos/{video_id}/content",
                                max_attempts=max_attempts, sleep=sleep, on_progress=on_progress,
-                               on_attempt=on_attempt, rng=rng)
+                               on_attempt=on_attempt, rng=rng, variant=variant,
+                               timeout=client.request_timeout, replace=replace)
 
 
 async def download_from(
@@ -195,18 +208,24 @@ async def download_from(
     on_progress: Callable[[int, int | None], None] | None = None,
     on_attempt: OnAttempt | None = None,
     rng: random.Random | None = None,
+    variant: str = "video",
+    timeout: float = 60.0,
+    replace: bool = True,
 ) -> Saved:
     """Download what ``opener`` serves to ``dest`` (any provider's result); ``name`` (the
-    remote id) and ``path`` (for the attempt log) only describe it."""
+    remote id) and ``path`` (for the attempt log) only describe it. ``variant`` is what
+    the body must be (see content.check_video_answer), ``timeout`` the request timeout
+    (the headers within it, the body at MIN_TRANSFER_RATE after it); without
+    ``replace``, an existing ``dest`` is never overwritten (InvalidInput)."""
     try:
         dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        part = _Partial(dest.with_name(dest.name + ".partial"))
+        part = _Partial(dest)
     except OSError as exc:
         raise _disk_error(dest, exc) from exc
     try:
-        job = _Download(opener, name, path, part, dest, on_progress)
+        job = _Download(opener, name, path, part, dest, on_progress, variant, timeout)
         await job.run(max(1, max_attempts), sleep, on_attempt, rng)
-        await part.commit(dest)
+        await part.commit(dest, replace=replace)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             part.discard()
@@ -217,10 +236,12 @@ async def download_from(
 
 
 class _Download:
-    def __init__(self, opener: Opener, video_id: str, path: str, part: _Partial,
-                 dest: Path, on_progress: Callable[[int, int | None], None] | None) -> None:
+    def __init__(self, opener: Opener, video_id: str, path: str, part: _Partial, dest: Path,
+                 on_progress: Callable[[int, int | None], None] | None, variant: str,
+                 timeout: float) -> None:
         self.opener, self.video_id, self.path = opener, video_id, path
         self.part, self.dest, self.on_progress = part, dest, on_progress
+        self.variant, self.timeout = variant, timeout
         self.use_range = True
         self.total: int | None = None
         self.status: int | None = None
@@ -242,6 +263,10 @@ class _Download:
             except _Restart as exc:
                 self.use_range = False
                 error, delay = TransportError(str(exc), sent=True), 0.0
+            except (_TooSlow, TimeoutError) as exc:
+                error = TransportError(str(exc) or f"no answer within {self.timeout:g} s",
+                                       sent=True)
+                delay = backoff_delay(number - 1, rng)
             except ApiError as exc:
                 self.status, self.request_id = exc.http_status, exc.request_id
                 error, delay = self._api_failure(exc), _delay_for(exc, number, rng)
@@ -265,16 +290,38 @@ class _Download:
         offset = part.size if self.use_range else 0
         if part.size:
             part.rewind(offset)  # resuming re-hashes the bytes on disk; restarting empties
-        async with self.opener(offset) as stream:
+        async with contextlib.AsyncExitStack() as stack:
+            async with asyncio.timeout(self.timeout):  # the answer's headers, in time
+                stream = await stack.enter_async_context(self.opener(offset))
             self.status, self.request_id = stream.status, stream.request_id
+            stream.check(self.variant)  # an encoded body, HTML, JSON: not saved
             self._align(stream)
-            async for chunk in stream.chunks():
-                await part.write(chunk)
-                if self.on_progress is not None:
-                    self.on_progress(part.size, self.total)
-        if self.total is not None and part.size > self.total:
-            raise _Restart(f"the server sent more than the announced {self.total} bytes")
-        return self.total is None or part.size == self.total
+            await self._receive(stream)
+        complete = self.total is None or part.size == self.total
+        if complete:
+            check_body_size(part.size, self.variant)  # an empty 200 is no video
+        return complete
+
+    async def _receive(self, stream: ContentStream) -> None:
+        """The body into the partial file, held to the declared size (or the cap) and
+        to MIN_TRANSFER_RATE after `request_timeout` (per-read timeouts alone never end
+        a body dripped a byte at a time)."""
+        part, loop = self.part, asyncio.get_running_loop()
+        started, received = loop.time(), 0
+        cap = self.total if self.total is not None else MAX_DOWNLOAD_BYTES
+        async for chunk in stream.chunks():
+            await part.write(chunk)
+            received += len(chunk)
+            if part.size > cap:
+                if self.total is not None:
+                    raise _Restart(f"the server sent more than the announced {cap} bytes")
+                raise SoraError(f"the {self.variant} of {self.video_id} is larger than "
+                                f"{cap >> 30} GiB; not saved")
+            if loop.time() - started > self.timeout + received / MIN_TRANSFER_RATE:
+                raise _TooSlow(f"the server sent the {self.variant} slower than "
+                               f"{MIN_TRANSFER_RATE >> 10} KiB/s")
+            if self.on_progress is not None:
+                self.on_progress(part.size, self.total)
 
     def _align(self, stream: ContentStream) -> None:
         """Make the partial file match where the server's answer starts."""
@@ -292,8 +339,8 @@ class _Download:
             return ApiError(
                 f"{self.video_id} is no longer available on the server (expired or deleted)",
                 http_status=404, code="expired_or_missing", request_id=exc.request_id)
-        if exc.http_status == 416 or exc.code == "bad_range":
-            self.use_range = False
+        if exc.http_status == 416 or exc.code in ("bad_range", "bad_content"):
+            self.use_range = False  # start over: what was received is no part of the file
         return exc
 
 

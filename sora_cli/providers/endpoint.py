@@ -4,9 +4,7 @@ server's clock, what the attempt log names a request by). No I/O here."""
 
 from __future__ import annotations
 
-import email.utils
 import importlib.metadata
-import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -77,14 +75,3 @@ def log_path(url: str, base: str) -> str:
     if url.startswith(base + "/") or url == base:
         return url[len(base):].split("?", 1)[0] or "/"
     return httpx.URL(url).path
-
-
-def skew(date: str | None) -> float | None:
-    """The server's clock minus ours, from its Date header (None when it sent none)."""
-    if not date:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(date).timestamp()
-    except (TypeError, ValueError, OverflowError, IndexError):
-        return None
-    return when - time.time()

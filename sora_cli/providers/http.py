@@ -28,7 +28,7 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from sora_cli.errors import ApiError, InvalidInput, SoraError
-from sora_cli.providers.answers import display_url
+from sora_cli.providers.answers import answer_meta, display_url
 from sora_cli.providers.content import (
     ERROR_BODY_LIMIT,
     ContentStream,
@@ -36,9 +36,11 @@ from sora_cli.providers.content import (
     origin,
     read_capped,
 )
-from sora_cli.providers.endpoint import Body, Endpoint, Multipart, log_path, skew, user_agent
+from sora_cli.providers.endpoint import Body, Endpoint, Multipart, log_path, user_agent
+from sora_cli.providers.limits import JSON_ENCODINGS, MAX_JSON_BYTES, request_deadline
 from sora_cli.providers.outcome import (
     Failure,
+    deadline_failure,
     json_object,
     status_failure,
     success_failure,
@@ -48,7 +50,6 @@ from sora_cli.providers.retry import hint_too_long, retry_delay
 from sora_cli.providers.wire import Answer, Attempt, OnAttempt
 
 POOL_SIZE: Final = 8  # connections per httpx client (see HttpApi.__init__)
-MAX_JSON_BYTES: Final = 10 * 1024 * 1024
 CONNECT_TIMEOUT: Final = 10.0
 
 
@@ -122,11 +123,17 @@ class HttpApi:
         """The base URL, fit for messages (no credentials, no query)."""
         return display_url(self._base)
 
+    @property
+    def request_timeout(self) -> float:
+        """Seconds an answer may take (a download's body: see download.py)."""
+        return self._settings.timeout
+
     # -- what a provider says about itself (override) -----------------------------------
 
     def common_headers(self) -> dict[str, str]:
         """Headers on every request, credentials aside."""
-        return {"User-Agent": user_agent(), "Accept": "application/json"}
+        return {"User-Agent": user_agent(), "Accept": "application/json",
+                "Accept-Encoding": JSON_ENCODINGS}  # decoded by read_capped, under the cap
 
     async def auth_headers(self) -> dict[str, str]:
         """The credentials, asked for on every request (a per-request token fits here)."""
@@ -234,10 +241,10 @@ class HttpApi:
     # -- calls --------------------------------------------------------------------------
 
     def _answer(self, value: Any, headers: httpx.Headers) -> Answer[Any]:
-        poll = headers.get(self.POLL_AFTER_HEADER, "").strip()
-        return Answer(value=value, request_id=headers.get("x-request-id"),
-                      poll_after_ms=int(poll) if poll.isdigit() else None,
-                      server_skew=skew(headers.get("date")))
+        # never raises: an unparseable hint or date counts as absent (limits.py)
+        request_id, poll_after_ms, server_skew = answer_meta(headers, self.POLL_AFTER_HEADER)
+        return Answer(value=value, request_id=request_id, poll_after_ms=poll_after_ms,
+                      server_skew=server_skew)
 
     async def call(self, method: str, target: str, *, body: Body | None = None,
                    params: dict[str, str] | None = None, on_attempt: OnAttempt | None = None,
@@ -276,11 +283,15 @@ class HttpApi:
                        billed: bool) -> tuple[dict[str, Any], httpx.Headers]:
         failure: Failure | None
         path = log_path(url, self._base)
+        deadline = request_deadline(self._settings.timeout, _body_size(body))
         try:
-            status, headers, raw, complete = await self._exchange(method, url, body, params)
+            status, headers, raw, complete = await self._exchange(method, url, body, params,
+                                                                  deadline)
         except httpx.HTTPError as exc:
             failure = transport_failure(exc, billed=billed, attempts=number, base=self._base,
                                         read_timeout=self._settings.timeout)
+        except TimeoutError:
+            failure = deadline_failure(billed=billed, seconds=deadline, base=self._base)
         else:
             failure = (
                 success_failure(status, headers, raw, complete, billed=billed,
@@ -304,10 +315,12 @@ class HttpApi:
         raise failure.error
 
     async def _exchange(self, method: str, url: str, body: Body | None,
-                        params: dict[str, str] | None
+                        params: dict[str, str] | None, deadline: float
                         ) -> tuple[int, httpx.Headers, bytes, bool]:
         auth = await self.auth_headers()
-        async with self._connection() as http:
+        # The deadline runs once a connection is ours (waiting for one is not the
+        # server's doing): per-read timeouts alone never end a drip-fed answer.
+        async with self._connection() as http, asyncio.timeout(deadline):
             if isinstance(body, Multipart):  # rebuilt from bytes on every attempt
                 request = http.build_request(method, url, data=body.fields,
                                              files=body.files, params=params, headers=auth)
@@ -330,6 +343,13 @@ class HttpApi:
             headers = httpx.Headers(headers)
             headers["x-request-id"] = headers[name]
         return headers
+
+
+def _body_size(body: Body | None) -> int:
+    """Bytes of the files a request uploads (its deadline grows with them)."""
+    if isinstance(body, Multipart):
+        return sum(len(data) for _, data, _ in body.files.values())
+    return 0
 
 
 def _report(on_attempt: OnAttempt | None, attempt: Attempt) -> None:

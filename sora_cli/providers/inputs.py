@@ -18,9 +18,10 @@ import httpx
 
 from sora_cli.domain.catalogue import find_model
 from sora_cli.domain.providers import BUILTIN
-from sora_cli.domain.text import clean
+from sora_cli.domain.text import clean, scrub_or_none
 from sora_cli.errors import CannotSend
 from sora_cli.providers.base import CreateRequest
+from sora_cli.providers.limits import plausible_time
 
 MAX_URL: Final = 8192
 _REMOTE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
@@ -95,13 +96,14 @@ def timestamp(value: Any) -> float | None:
     if when.tzinfo is None:
         return None
     try:
-        return when.timestamp()
+        epoch = when.timestamp()
     except (OverflowError, OSError, ValueError):
         return None
+    return float(epoch) if plausible_time(epoch) is not None else None  # 2001..2100
 
 
 def text(value: Any, limit: int = 2000) -> str | None:
-    """A string from the provider, cleaned and bounded (other JSON as compact text)."""
+    """A string from the provider, scrubbed and bounded (other JSON as compact text)."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -111,5 +113,4 @@ def text(value: Any, limit: int = 2000) -> str | None:
             value = json.dumps(value, ensure_ascii=False)
         except (TypeError, ValueError, RecursionError):
             return None
-    out = clean(value).strip()
-    return (out[:limit] + "...") if len(out) > limit else (out or None)
+    return scrub_or_none(value, limit)  # the one redaction: secrets, controls, length

@@ -9,22 +9,23 @@ connection, an unreadable 2xx) becomes AmbiguousCreate, never a re-send.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from sora_cli.errors import AmbiguousCreate, ApiError, SoraError
+from sora_cli.errors import AmbiguousCreate, ApiError, SoraError, TransportError
 from sora_cli.providers.answers import (
     display_url,
     error_from_answer,
     provably_not_sent,
+    request_id_of,
     transport_error,
     transport_reason,
     transport_retryable,
 )
+from sora_cli.providers.limits import load_json
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,19 @@ def transport_failure(exc: httpx.HTTPError, *, billed: bool, attempts: int, base
     return Failure(error, transport_retryable(exc) and (not billed or not_sent), reason)
 
 
+def deadline_failure(*, billed: bool, seconds: float, base: str) -> Failure:
+    """A request that got no complete answer within its total deadline (a server that
+    drips its answer byte by byte gets past every per-read timeout)."""
+    reason = f"no complete answer within {seconds:g} s"
+    error: SoraError = (AmbiguousCreate(ambiguous(reason)) if billed
+                        else TransportError(f"no usable answer from {display_url(base)}: "
+                                            f"{reason}", sent=True))
+    return Failure(error, not billed, reason)
+
+
 def status_failure(status: int, headers: httpx.Headers, raw: bytes, *, billed: bool,
                    api_key: str) -> Failure:
-    request_id = headers.get("x-request-id")
+    request_id = request_id_of(headers)
     if 300 <= status < 400:
         where = display_url(headers["location"]) if "location" in headers else "nowhere"
         redirect = ApiError(f"unexpected redirect to {where}; check the API base URL",
@@ -77,7 +88,7 @@ def success_failure(status: int, headers: httpx.Headers, raw: bytes, complete: b
         return None
     else:
         problem = "unexpected answer: not a JSON object"
-    request_id = headers.get("x-request-id")
+    request_id = request_id_of(headers)
     error: SoraError = ApiError(problem, http_status=status, request_id=request_id)
     if billed:
         error = AmbiguousCreate(ambiguous(problem), http_status=status, request_id=request_id)
@@ -86,10 +97,7 @@ def success_failure(status: int, headers: httpx.Headers, raw: bytes, complete: b
 
 def json_object(raw: bytes, *, strict: bool = False) -> Any:
     """The decoded JSON object; ``{}`` for an empty body (None instead when ``strict``)."""
-    try:
-        data = json.loads(raw) if raw.strip() else {}
-    except ValueError:
-        data = None
+    data = load_json(raw) if raw.strip() else {}  # None for junk and for RecursionError
     if isinstance(data, dict):
         return data
     return None if strict else {}

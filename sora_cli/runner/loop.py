@@ -9,10 +9,7 @@ leaves jobs that the next runner resumes: `queued` is sent, `submitting` is
 reconciled with the remote list before anything is sent again, `running` is
 polled, `downloading` is downloaded.
 
-Test-only seam: when the environment has ``SORA_TEST_CRASH_AT=<point>``, the runner
-SIGKILLs itself at that point (``after_claim``, ``before_create``, ``after_create``,
-``before_complete``), so the end-to-end tests can crash it exactly between two steps.
-Nothing else reads it; it is not a setting.
+The test-only crash seam is in crash.py.
 """
 
 from __future__ import annotations
@@ -32,8 +29,9 @@ from sora_cli.domain.jobs import Job, JobError, JobStatus
 from sora_cli.errors import LeaseLost, SoraError, StoreError, StoreUnavailable
 from sora_cli.providers.registry import Adapters
 from sora_cli.providers.wire import Attempt
+from sora_cli.runner.crash import crash_point
 from sora_cli.runner.pacing import PollPace, RateLimit, Rates
-from sora_cli.runner.steps import JobSteps, crash_point
+from sora_cli.runner.steps import JobSteps
 from sora_cli.store.repository import Store
 
 if TYPE_CHECKING:
@@ -45,8 +43,8 @@ log = logging.getLogger("sora.runner")
 HEARTBEAT = 2.0  # seconds between runner heartbeats in the store
 TICK = 0.5  # how often the loop looks for new work when it has spare capacity
 STORE_RETRY_MAX = 5.0  # seconds between tries while the job store is unreachable
-
-
+NOT_HERE_FOR = 60.0  # seconds a job this host cannot send is left to the other runners
+MAX_SURPRISES = 10  # unexpected errors in a row before a paid job is given up
 
 
 class Runner(JobSteps):
@@ -71,6 +69,7 @@ class Runner(JobSteps):
         # One search-and-adopt at a time: two jobs with the same request must not both
         # adopt the same remote video.
         self._adopting = asyncio.Lock()
+        self._elsewhere: dict[str, float] = {}  # jobs left to other hosts, until when
 
     # --- the loop -----------------------------------------------------------
 
@@ -82,8 +81,9 @@ class Runner(JobSteps):
             while not stop.is_set():
                 rooms = self._rooms()
                 try:
-                    claimed = self.store.claim(self.runner_id, sum(rooms.values()),
-                                               self.s.lease_seconds, rooms=rooms) if rooms else []
+                    claimed = self.store.claim(
+                        self.runner_id, sum(rooms.values()), self.s.lease_seconds,
+                        rooms=rooms, exclude=self._left_elsewhere()) if rooms else []
                 except StoreUnavailable as exc:  # back off; the jobs in the store wait for us
                     outage += 1
                     await _store_away(exc, outage, stop)
@@ -130,7 +130,10 @@ class Runner(JobSteps):
         missing = set(self.s.provider_names()) - set(workable) - self._left_alone
         for name in sorted(missing):  # once per runner: its jobs wait for one with the key
             self._left_alone.add(name)
-            log.info("no key for %s: its jobs are left to a runner that has one", name)
+            p = self.s.provider(name)
+            log.info("no API key for %s (%s): its jobs are left untouched, for a runner that "
+                     "has one (a sora command run with the key hands them over)", name,
+                     p.key_env if p is not None else "?")
         return rooms
 
     def _max_in_flight(self, provider: str) -> int:
@@ -158,6 +161,22 @@ class Runner(JobSteps):
             return self.store.has_active(providers=self.adapters.workable())
         except StoreUnavailable:
             return True  # cannot tell: stay
+
+    def _left_elsewhere(self) -> list[str]:
+        now = time.monotonic()
+        for job_id in [j for j, until in self._elsewhere.items() if until <= now]:
+            del self._elsewhere[job_id]
+        return list(self._elsewhere)
+
+    def _not_here(self, job: Job, why: str) -> None:
+        """A job this host cannot send (its kept image is on another host of a shared
+        store): left, untouched, for a runner that can; said once in its history."""
+        if job.id not in self._elsewhere:
+            self.store.log(job.id, "image_elsewhere", runner_id=self.runner_id, message=(
+                f"{why}: not on this host ({self.host}); left for the runner of the host "
+                "that kept it (a job with a local --image is sent from there)"))
+        self._elsewhere[job.id] = time.monotonic() + NOT_HERE_FOR
+        self._release([job.id])
 
     async def _shutdown(self) -> None:
         for task in self.tasks.values():
@@ -219,27 +238,47 @@ class Runner(JobSteps):
 
     async def _work(self, job_id: str) -> None:
         pace = PollPace(self.s.poll_min_seconds, self.s.poll_max_seconds)
-        outage = 0
+        outage = surprises = 0
         try:
             while True:
+                job: Job | None = None
                 try:
                     job = self.store.get(job_id)
                     if job is None or not job.status.is_active or job.runner_id != self.runner_id:
                         return
                     await self._step(job, pace)
-                    outage = 0
+                    outage = surprises = 0
                 except StoreUnavailable as exc:  # once back, resume from what the store says
                     outage += 1
                     await _store_away(exc, outage)
+                except (LeaseLost, asyncio.CancelledError):
+                    raise
+                except Exception as exc:  # a bug must not leave the job stuck in flight
+                    surprises += 1
+                    if not await self._surprise(job_id, job, exc, surprises):
+                        return
         except LeaseLost:
             log.info("job %s: lease lost", job_id)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a bug must not leave the job stuck in flight
-            log.exception("job %s: unexpected error", job_id)
-            self._fail(job_id, JobError("internal_error", f"sora runner error: {exc!r}"))
         finally:
             self._release([job_id])
+
+    async def _surprise(self, job_id: str, job: Job | None, exc: Exception, count: int) -> bool:
+        """An unexpected error. A job that may be paid for (sent, or being sent) is
+        worked again after a pause, up to MAX_SURPRISES in a row; any other fails with
+        `internal_error`. True when the job is worked again."""
+        log.exception("job %s: unexpected error", job_id)
+        what = f"sora runner error: {type(exc).__name__}: {exc}"
+        paid = job is not None and (job.remote_id is not None
+                                    or job.status is JobStatus.SUBMITTING)
+        if paid and count < MAX_SURPRISES:
+            delay = min(self.s.poll_max_seconds * count, 300.0)
+            with contextlib.suppress(StoreError):
+                self.store.log(job_id, "internal_error", runner_id=self.runner_id,
+                               message=f"{what}; trying again in {delay:.0f} s")
+            await asyncio.sleep(delay)
+            return True
+        self._fail(job_id, JobError("internal_error", what))
+        return False
 
     async def _step(self, job: Job, pace: PollPace) -> None:
         if job.status is JobStatus.QUEUED:

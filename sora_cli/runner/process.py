@@ -12,32 +12,70 @@ when we hold it (several homes, or machines, may share one PostgreSQL store).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import signal
 import socket
+import sys
 import time
+from types import TracebackType
 from typing import TYPE_CHECKING
 
-from sora_cli.config import Settings, ensure_home
+from sora_cli.config import Settings, ensure_home, missing_keys
+from sora_cli.domain.text import mask_url, scrub
 from sora_cli.errors import StoreError, StoreUnavailable
-from sora_cli.runner.spawn import hold_runner_lock
+from sora_cli.runner.spawn import NO_FOLLOW, hold_runner_lock
 
 if TYPE_CHECKING:
     from sora_cli.store.repository import Store
 
 log = logging.getLogger("sora.runner")
 FORGET_RUNNERS_AFTER = 24 * 3600.0  # runner rows silent this long are deleted at start
+PR_SET_DUMPABLE = 4  # prctl(2)
+
+
+class _Scrubbed(logging.Formatter):
+    """Every log line, tracebacks included, goes through domain.text.scrub: no key, no
+    password, no escape sequence reaches runner.log."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record), None)
 
 
 def _setup_logging(settings: Settings) -> None:
-    handler = logging.FileHandler(settings.log_path, encoding="utf-8")
-    os.chmod(settings.log_path, 0o600)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    # never through a link planted at runner.log (ensure_home refuses a shared home too)
+    fd = os.open(settings.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | NO_FOLLOW, 0o600)
+    os.fchmod(fd, 0o600)
+    handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
+    handler.setFormatter(_Scrubbed("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger("sora")
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    sys.excepthook = _scrubbed_excepthook  # what escapes lands in runner.log (stderr) too
+
+
+def _scrubbed_excepthook(kind: type[BaseException], exc: BaseException,
+                         tb: TracebackType | None) -> None:
+    import traceback
+
+    sys.stderr.write(scrub("".join(traceback.format_exception(kind, exc, tb)), None))
+
+
+def harden() -> None:
+    """The runner holds the API key in memory for hours: no core dump of it (in
+    SORA_HOME, say), and no other process of the user may read its memory (ptrace,
+    /proc/<pid>/mem) or environment."""
+    import resource
+
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
 def runner_prefix(settings: Settings, host: str) -> str:
@@ -48,16 +86,18 @@ def runner_prefix(settings: Settings, host: str) -> str:
 
 
 def serve(settings: Settings) -> int:
+    harden()
     ensure_home(settings.home)
     host = socket.gethostname()
     runner_id = f"{runner_prefix(settings, host)}{os.getpid()}:{secrets.token_hex(3)}"
     started = time.time()
-    info = {"pid": os.getpid(), "runner_id": runner_id, "host": host, "started_at": started}
+    info = {"pid": os.getpid(), "runner_id": runner_id, "host": host, "started_at": started,
+            "missing_keys": missing_keys(settings)}
     with hold_runner_lock(settings.lock_path, info) as mine:
         if not mine:
             return 0  # another runner serves this store
         _setup_logging(settings)
-        log.info("runner %s started (base URL %s)", runner_id, settings.base_url)
+        log.info("runner %s started (base URL %s)", runner_id, mask_url(settings.base_url))
         try:
             asyncio.run(_main(settings, runner_id, host, started))
         finally:

@@ -21,10 +21,12 @@ from typing import Any
 from sora_cli.config import ensure_home
 
 LOCK_RETRY_SECONDS = 1.0
+HAND_OVER_SECONDS = 15.0  # how long a runner without the key may take to stop
+NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # never write through a link planted in SORA_HOME
 
 
 def _open_lock(path: Path) -> int:
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    return os.open(path, os.O_RDWR | os.O_CREAT | NO_FOLLOW, 0o600)
 
 
 def runner_alive(lock_path: Path) -> bool:
@@ -88,7 +90,7 @@ def start_runner(home: Path, log_path: Path) -> None:
     Its settings come from the same environment, so the API key travels in the
     environment, never in argv.
     """
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | NO_FOLLOW, 0o600)
     try:
         subprocess.Popen(
             [sys.executable, "-m", "sora_cli", "runner", "serve"],
@@ -107,4 +109,25 @@ def ensure_runner(home: Path, lock_path: Path, log_path: Path) -> bool:
     if runner_alive(lock_path):
         return False
     start_runner(home, log_path)
+    return True
+
+
+def hand_over(lock_path: Path, keys: set[str]) -> bool:
+    """Stop the live runner when it lacks one of `keys` (key variables this command has):
+    a runner started without a key leaves those jobs untouched, and the next runner,
+    started with this command's environment, works them. True when one was stopped."""
+    import signal
+
+    info = runner_info(lock_path)
+    missing = set(info.get("missing_keys") or []) if info is not None else set()
+    pid = info.get("pid") if info is not None else None
+    if not (missing & keys) or not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)  # graceful: it releases its leases
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + HAND_OVER_SECONDS
+    while runner_alive(lock_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return True

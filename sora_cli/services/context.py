@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sora_cli.config import Settings, ensure_home
+from sora_cli.config import Settings, ensure_home, keyed_providers, missing_keys
 from sora_cli.errors import AuthError, InvalidInput
 from sora_cli.store.repository import Store
 
@@ -52,12 +52,24 @@ class Context:
 
     def kick_runner(self) -> bool:
         """Start a runner if there is unfinished work it could do (of a provider this
-        process has the key for: the runner gets the same environment) and none is alive."""
+        process has the key for: the runner gets the same environment) and none is alive.
+        A live runner that lacks a key this process has, while there is work for it (one
+        started where the key was not set), is stopped first: the work goes on."""
         s = self.settings
-        keyed = [n for n in s.provider_names() if (p := s.provider(n)) is not None and p.api_key]
+        keyed = keyed_providers(s)
         if not self.store.has_active(providers=keyed):
             return False
+        self._hand_over(keyed)
         return self.hooks.start_runner(self.settings)
+
+    def _hand_over(self, keyed: list[str]) -> None:
+        from sora_cli.runner.spawn import hand_over, runner_info
+
+        info = runner_info(self.settings.lock_path)
+        lacking = set(info.get("missing_keys") or []) if info is not None else set()
+        ours = [n for n in keyed if (p := self.settings.provider(n)) and p.key_env in lacking]
+        if ours and self.store.has_active(providers=ours):
+            hand_over(self.settings.lock_path, lacking - set(missing_keys(self.settings)))
 
 
 def require_key(settings: Settings, provider: str = "openai") -> None:

@@ -4,12 +4,12 @@ provider while it has not expired. Never overwrites without `force`."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from sora_cli.config import Settings
 from sora_cli.domain.jobs import Job
-from sora_cli.errors import InvalidInput, SoraError
+from sora_cli.errors import ContentMismatch, InvalidInput, SoraError
 from sora_cli.services.context import Context, require_key
 
 
@@ -43,20 +43,25 @@ def refuse_existing(paths: Iterable[Path], *, force: bool) -> None:
             raise InvalidInput(f"{path} {what}")
 
 
-def export(ctx: Context, job: Job, dest: Path, *, force: bool) -> Path:
+def export(ctx: Context, job: Job, dest: Path, *, force: bool,
+           note: Callable[[str], None] | None = None) -> Path:
     """Put the job's video at `dest`: a copy of the saved file (where the runner saved
-    it, or in the shared videos dir as mounted here), or fetched from the API while it
-    has not expired. Never overwrites without `force`."""
+    it, or in the shared videos dir as mounted here) whose sha256 is the recorded one,
+    or fetched from the API while it has not expired. Never overwrites without `force`."""
     refuse_existing([dest], force=force)
     saved = readable_copy(ctx.settings, job)
     if saved is not None:
-        copy_into_place(saved, dest, force=force)
-        return dest
+        try:
+            copy_into_place(saved, dest, force=force, sha256=job.sha256)
+            return dest
+        except ContentMismatch as exc:  # changed since it was saved: not handed out
+            if note is not None:
+                note(f"{exc}; fetching the video from the server instead")
     if not job.has_result:
         raise SoraError(f"job {job.id} has no video to download (status {job.status})")
     if job.expires_at is not None and ctx.hooks.clock() > job.expires_at:
         raise SoraError(_expired_note(job))
-    fetch_result(ctx.settings, job, dest)
+    fetch_result(ctx.settings, job, dest, replace=force)
     return dest
 
 
@@ -85,31 +90,28 @@ def _expired_note(job: Job) -> str:
             "to a directory the runners and this machine share")
 
 
-def copy_into_place(src: Path, dest: Path, *, force: bool) -> None:
-    import shutil
+def copy_into_place(src: Path, dest: Path, *, force: bool, sha256: str | None = None) -> None:
+    """Copy through a private temp file (random name, O_EXCL|O_NOFOLLOW: never through a
+    link planted in a shared dir), checked against `sha256`, published exclusively
+    unless `force` (see sora_cli.files)."""
+    from sora_cli.files import copy_checked
 
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SoraError(f"cannot create {dest.parent}: {exc.strerror}") from None
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
     try:
-        shutil.copyfile(src, tmp)
-        if force:
-            os.replace(tmp, dest)
-        else:
-            os.link(tmp, dest)  # fails if dest appeared meanwhile: never overwrite
-    except FileExistsError:
-        raise InvalidInput(f"{dest} exists; use --force to overwrite it") from None
+        copy_checked(src, dest, replace=force, sha256=sha256)
     except OSError as exc:
         raise SoraError(f"cannot write {dest}: {exc.strerror}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
-def fetch_result(settings: Settings, job: Job, dest: Path, *, variant: str = "video") -> None:
+def fetch_result(settings: Settings, job: Job, dest: Path, *, variant: str = "video",
+                 replace: bool = False) -> None:
     """A one-off fetch of a job's result through its provider's adapter, as the runner
-    would (for `sora download` when the runner did not save it)."""
+    would (for `sora download` when the runner did not save it). `dest` is created
+    exclusively unless `replace`: a file that appears there meanwhile is never
+    overwritten."""
     assert job.remote_id is not None
     require_key(settings, job.provider)
     if dest.is_symlink():  # never write through a link, nor replace one unasked
@@ -127,6 +129,7 @@ def fetch_result(settings: Settings, job: Job, dest: Path, *, variant: str = "vi
             adapter = adapters.get(job.provider)
             await download_from(
                 lambda offset: adapter.open_result(job, variant=variant, offset=offset),
-                dest, name=remote_id, path=adapter.result_path(job, variant))
+                dest, name=remote_id, path=adapter.result_path(job, variant), variant=variant,
+                timeout=settings.request_timeout, replace=replace)
 
     asyncio.run(go())

@@ -16,6 +16,7 @@ from sora_cli.domain.images import is_url
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.domain.providers import BUILTIN, DELETE, REMIX
 from sora_cli.errors import InvalidInput, SoraError
+from sora_cli.files import remove_stale_temps
 from sora_cli.services.context import Context
 from sora_cli.services.export import copy_into_place, output_path
 from sora_cli.services.jobs import resolve_all
@@ -123,10 +124,14 @@ def remove_local(ctx: Context, jobs: Sequence[Job], *, message: str | None = Non
     gone = {j.id for j in jobs}
     home = ctx.settings.home
     for job in jobs:
-        for name in (job.output_path, job.thumbnail_path):
+        # Also what a runner saved but had not recorded yet (it was killed, or is about
+        # to find the job gone): the runner's file names, and its temp files.
+        saved = ctx.settings.videos_dir / f"{job.id}.mp4"
+        for name in (job.output_path, job.thumbnail_path, saved,
+                     ctx.settings.videos_dir / f"{job.id}.webp"):
             if name:
                 _unlink_under(Path(name), home)
-        _unlink_under(ctx.settings.videos_dir / f"{job.id}.mp4.partial", home)
+        remove_stale_temps(saved)
         if job.image and not is_url(job.image) and not set(ctx.store.image_users(job.image)) - gone:
             _unlink_under(Path(job.image), home / "inputs")
 
@@ -201,5 +206,5 @@ def export_variant(ctx: Context, job: Job, dest: Path, variant: str, *, force: b
                         "was not saved")
     from sora_cli.services.export import fetch_result
 
-    fetch_result(ctx.settings, job, dest, variant=variant)
+    fetch_result(ctx.settings, job, dest, variant=variant, replace=force)
     return dest

@@ -13,28 +13,35 @@ job keeps that path, so it survives the original being moved or edited.
 
 from __future__ import annotations
 
-import os
+import errno
 from pathlib import Path
 from typing import Final
 
 from sora_cli.domain.images import FORMATS, ImageInfo, image_info, is_url, parse_size, sniff
 from sora_cli.errors import InvalidInput, StoreError
+from sora_cli.files import MAX_IMAGE_BYTES, read_regular_file
 
-MAX_IMAGE_BYTES: Final = 64 * 1024 * 1024
 INSTALL_HINT: Final = "pip install 'sora-cli[image]'"
+__all__ = ["MAX_IMAGE_BYTES", "prepare_image", "read_image", "store_input"]
 
 
 def read_image(path: Path, shown: str) -> tuple[bytes, ImageInfo]:
-    """The bytes and facts of an image file; InvalidInput (one line) when it is not one."""
+    """The bytes and facts of an image file; InvalidInput (one line) when it is not one.
+    A regular file only, read no further than MAX_IMAGE_BYTES (/dev/zero never ends, a
+    FIFO would wait for a writer)."""
     try:
-        if path.is_dir():
-            raise InvalidInput(f"image {shown} is a directory")
-        if path.stat().st_size > MAX_IMAGE_BYTES:
-            raise InvalidInput(f"image {shown} is larger than {MAX_IMAGE_BYTES >> 20} MiB")
-        data = path.read_bytes()
+        data = read_regular_file(path, MAX_IMAGE_BYTES)
     except FileNotFoundError:
         raise InvalidInput(f"image {shown}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"image {shown} is a directory") from None
     except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            raise InvalidInput(f"image {shown} is not a regular file (a device, a pipe...)"
+                               ) from None
+        if exc.errno == errno.EFBIG:
+            raise InvalidInput(f"image {shown} is larger than {MAX_IMAGE_BYTES >> 20} MiB"
+                               ) from None
         raise InvalidInput(f"cannot read image {shown}: {exc.strerror or exc}") from None
     kind = sniff(data)
     if kind is None:
@@ -74,23 +81,22 @@ def fit_image(data: bytes, info: ImageInfo, width: int, height: int) -> bytes:
 
 
 def store_input(data: bytes, ext: str, home: Path) -> Path:
-    """Keep `data` as home/inputs/<sha256>.<ext> (0600 in a 0700 dir); returns the path."""
+    """Keep `data` as home/inputs/<sha256>.<ext> (0600 in a 0700 dir); returns the path.
+    The name is the record of the bytes: the runner checks them against it."""
     import hashlib  # here: `sora --help` would pay 5 ms for it
+
+    from sora_cli.files import write_private
+
     inputs = home / "inputs"
     inputs.mkdir(mode=0o700, parents=True, exist_ok=True)
-    dest = inputs / f"{hashlib.sha256(data).hexdigest()}.{ext}"
-    if dest.is_file() and dest.stat().st_size == len(data):
-        return dest  # content-addressed: the same bytes are already kept
-    tmp = inputs / f".{dest.name}.{os.getpid()}.partial"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    digest = hashlib.sha256(data).hexdigest()
+    dest = inputs / f"{digest}.{ext}"
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+        if hashlib.sha256(read_regular_file(dest, MAX_IMAGE_BYTES)).hexdigest() == digest:
+            return dest  # content-addressed: the same bytes are already kept
+    except OSError:
+        pass
+    write_private(dest, data)  # a random temp name, O_EXCL|O_NOFOLLOW: no planted link
     return dest
 
 

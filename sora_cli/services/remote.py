@@ -85,13 +85,17 @@ def delete_remote(ctx: Context, jobs: Sequence[Job]) -> RemoteDeletes:
             for job in sent:
                 assert job.remote_id is not None
                 try:
-                    await client.delete(job.remote_id)
+                    answer = await client.delete(job.remote_id)
                 except ApiError as exc:
                     if exc.http_status != 404:
                         result.failed.append((job, str(exc)))
                         continue
                     result.notes.append(f"{job.remote_id} was already gone from the server")
                 else:
+                    if not answer.value:  # {"deleted": false}: it is still there
+                        result.failed.append((job, "the server answered that it was not "
+                                              "deleted"))
+                        continue
                     result.notes.append(f"deleted remote video {job.remote_id}")
                 result.done.append(job)
 
@@ -126,20 +130,30 @@ def import_videos(ctx: Context, ids: Sequence[str], *, remote_list: bool) -> Imp
     """
     if remote_list == bool(ids):
         raise InvalidInput("give remote video ids or --remote-list (one of them)")
+    from sora_cli.services.recover import recoverable, revive
+
     others = [i for i in ids if ":" in i]  # PROVIDER:ID: another provider's job
     wanted = check_video_ids([i for i in ids if ":" not in i])
     if wanted or remote_list:
         require_key(ctx.settings)
     result = Imported()
+    known = {v: job for v in wanted if (job := ctx.store.job_by_remote_id(v)) is not None}
+    for video_id, job in known.items():
+        if not recoverable(job):
+            result.notes.append(f"{video_id} is already job {job.id}: skipped")
+    again = [j for j in known.values() if recoverable(j)]
     looked = []
     if others:
-        from sora_cli.services.importing import lookup_all
+        from sora_cli.services.importing import lookup_all, split_ref
 
-        looked = lookup_all(ctx, others)
-    known = [v for v in wanted if ctx.store.job_by_remote_id(v) is not None]
-    for video_id in known:
-        job = ctx.store.job_by_remote_id(video_id)
-        result.notes.append(f"{video_id} is already job {job.id if job else '?'}: skipped")
+        theirs = {ref: ctx.store.job_by_remote_id(split_ref(ref)[1]) for ref in others}
+        again += [j for j in theirs.values() if j is not None and recoverable(j)]
+        looked = lookup_all(ctx, [r for r, j in theirs.items() if j is None or
+                                  not recoverable(j)])
+    # a job that failed or expired here while its provider may still have the video
+    revived, notes = revive(ctx, again)
+    result.jobs.extend(revived)
+    result.notes.extend(notes)
     wanted = [v for v in wanted if v not in known]
     videos = asyncio.run(_fetch(ctx, wanted, remote_list, result)) if wanted or remote_list \
         else []
@@ -207,15 +221,16 @@ async def _listed(ctx: Context, client: VideosClient,
 
 
 def _record(ctx: Context, video: Video, skew: float | None) -> RemoteVideo:
+    from sora_cli.providers.limits import ascii_int
     from sora_cli.providers.wire import to_local
 
     source = None
     if video.remixed_from_video_id:
         source = ctx.store.job_by_remote_id(video.remixed_from_video_id)
-    seconds = video.seconds or ""
+    seconds = ascii_int(video.seconds) or 0  # "²" is a digit to str.isdigit, not to int
     return RemoteVideo(
         remote_id=video.id, prompt=video.prompt or "", model=video.model or "unknown",
-        size=video.size or "unknown", seconds=int(seconds) if seconds.isdigit() else 0,
+        size=video.size or "unknown", seconds=seconds if seconds <= 3600 else 0,
         remote_status=video.status, progress=video.progress,
         submitted_at=to_local(video.created_at, skew),
         expires_at=to_local(video.expires_at, skew),

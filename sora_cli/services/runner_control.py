@@ -38,6 +38,7 @@ class RunnerStatus:
     jobs_in_flight: int = 0
     heartbeat_at: float | None = None
     fleet: tuple[FleetMember, ...] = ()
+    missing_keys: tuple[str, ...] = ()  # keys it lacks: it leaves those jobs untouched
 
 
 def runner_status(ctx: Context) -> RunnerStatus:
@@ -49,7 +50,9 @@ def runner_status(ctx: Context) -> RunnerStatus:
         return RunnerStatus(running=False, fleet=fleet)
     beat = next((m for m in fleet if m.runner_id == local_id), None)
     started = info.get("started_at")
+    missing = info.get("missing_keys")
     return RunnerStatus(
+        missing_keys=tuple(str(k) for k in missing) if isinstance(missing, list) else (),
         running=True, pid=info["pid"] if isinstance(info.get("pid"), int) else None,
         runner_id=local_id,
         started_at=float(started) if isinstance(started, int | float) else None,

@@ -62,18 +62,17 @@ def for_update(conn: DB, *, skip_locked: bool = False) -> str:
 
 
 def display_url(url: str) -> str:
-    """A database URL fit for messages: scheme, user, host, port and database only."""
-    from urllib.parse import urlsplit
+    """A database URL fit for messages: no user, no password, no password-like
+    parameter; a URL that does not parse cleanly shows its scheme only."""
+    from sora_cli.domain.text import mask_url
 
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "the PostgreSQL job store"
-    user = f"{parts.username}@" if parts.username else ""
-    scheme = parts.scheme.split("+")[0]
-    return f"{scheme}://{user}{host}{port}{parts.path}"
+    return mask_url(url) or "the PostgreSQL job store"
+
+
+def malformed_url(url: str) -> bool:
+    """True when where the URL's password ends cannot be told (an unencoded @, /, ?, #
+    or a bad percent escape in it): then no driver message may quote any of it."""
+    return display_url(url).endswith("://***")
 
 
 def one_at_a_time(conn: DB, what: str) -> None:

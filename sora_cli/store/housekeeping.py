@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from sora_cli.domain.jobs import Job, JobStatus
+from sora_cli.domain.text import scrub
 from sora_cli.store.db import DB
 from sora_cli.store.rows import (
     SELECT_JOB,
@@ -24,6 +25,7 @@ from sora_cli.store.rows import (
     row_to_job,
     write,
 )
+from sora_cli.store.values import sane
 
 TOMBSTONE: Final = "deleted"
 
@@ -118,18 +120,23 @@ class AdminMixin:
                     out.append(None)
                     continue
                 job_id, at = next(ids), now + n * 1e-6
+                # all of it came from a server: scrubbed and bounded like any server text
+                prompt, model = scrub(v.prompt, 32000), scrub(v.model, 200) or "unknown"
+                size, status = scrub(v.size, 50) or "unknown", sane("remote_status",
+                                                                   v.remote_status)
                 conn.execute(
                     "INSERT INTO jobs (id, prompt, model, size, seconds, status, remote_id, "
                     "remote_status, progress, created_at, updated_at, submitted_at, expires_at, "
                     "create_attempts, poll_count, download_attempts, remix_of, provider, "
                     "params, remote_handle) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?, ?)",
-                    (job_id, v.prompt, v.model, v.size, v.seconds, JobStatus.RUNNING.value,
-                     v.remote_id, v.remote_status, v.progress, at, at, v.submitted_at,
-                     v.expires_at, v.remix_of, v.provider, json_text(v.params),
+                    (job_id, prompt, model, size, v.seconds, JobStatus.RUNNING.value,
+                     v.remote_id, status, sane("progress", v.progress), at, at,
+                     sane("submitted_at", v.submitted_at), sane("expires_at", v.expires_at),
+                     v.remix_of, v.provider, json_text(v.params),
                      json_text(v.remote_handle)))
                 insert_event(conn, job_id, "imported", at, to_status=JobStatus.RUNNING.value,
-                             message=f"imported remote video {v.remote_id} ({v.remote_status})")
+                             message=f"imported remote video {v.remote_id} ({status})")
                 out.append(fetch_job(conn, job_id))
         return out
 

@@ -50,11 +50,12 @@ class LeaseMixin:
     path: Path | str
 
     def claim(self, runner_id: str, limit: int, lease_seconds: float,
-              now: float | None = None, *, rooms: Mapping[str, int] | None = None
-              ) -> list[Job]:
+              now: float | None = None, *, rooms: Mapping[str, int] | None = None,
+              exclude: Sequence[str] = ()) -> list[Job]:
         """Lease up to `limit` unfinished jobs that nobody (alive) holds, oldest first,
         and no more than the fleet limit leaves room for; with `rooms`, only jobs of
-        those providers, at most that many of each."""
+        those providers, at most that many of each; never those in `exclude` (jobs this
+        runner cannot work just now)."""
         now = time.time() if now is None else now
         if limit <= 0:
             return []
@@ -68,7 +69,7 @@ class LeaseMixin:
             for _ in range(len(left or ()) + 1):  # each round fills a provider, or is the last
                 if left == {} or len(jobs) >= limit:
                     break
-                rows = _claimable(conn, runner_id, now, limit - len(jobs), left)
+                rows = _claimable(conn, runner_id, now, limit - len(jobs), left, exclude)
                 filled = False
                 for job in (row_to_job(r) for r in rows):
                     if left is not None:
@@ -171,15 +172,18 @@ class LeaseMixin:
 
 
 def _claimable(conn: DB, runner_id: str, now: float, limit: int,
-               providers: Mapping[str, int] | None) -> list[Any]:
-    """Rows of unfinished jobs nobody alive holds (of `providers`, when given), oldest first.
-    Never our own jobs, even with a lapsed lease: we are working them already (a second
-    task on one job could send its create twice)."""
+               providers: Mapping[str, int] | None, exclude: Sequence[str] = ()) -> list[Any]:
+    """Rows of unfinished jobs nobody alive holds (of `providers`, when given; never those
+    in `exclude`), oldest first. Never our own jobs, even with a lapsed lease: we are
+    working them already (a second task on one job could send its create twice)."""
     only = "" if providers is None else f" AND provider IN ({', '.join('?' * len(providers))})"
+    skip = list(exclude)[:500]  # a few at most, as parameters
+    besides = f" AND id NOT IN ({', '.join('?' * len(skip))})" if skip else ""
     return conn.execute(
-        f"{SELECT_JOB} WHERE status IN ({ACTIVE_SQL}){only} AND (runner_id IS NULL "
+        f"{SELECT_JOB} WHERE status IN ({ACTIVE_SQL}){only}{besides} AND (runner_id IS NULL "
         "OR (lease_expires_at < ? AND runner_id <> ?)) ORDER BY created_at LIMIT ?"
-        f"{for_update(conn, skip_locked=True)}", (*(providers or ()), now, runner_id, limit),
+        f"{for_update(conn, skip_locked=True)}",
+        (*(providers or ()), *skip, now, runner_id, limit),
     ).fetchall()
 
 

@@ -23,8 +23,9 @@ import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from sora_cli.domain.text import scrub
 from sora_cli.errors import StoreError, StoreUnavailable
-from sora_cli.store.db import DB, Cursor, display_url
+from sora_cli.store.db import DB, Cursor, display_url, malformed_url
 
 # Connection defaults (the URL may override any): give up connecting after 5 s, and
 # notice a server that vanished without a word (a machine gone) within about 30 s,
@@ -53,7 +54,8 @@ def to_pyformat(sql: str) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    """The driver's reason, through the one redaction (it may quote the URL)."""
+    text = scrub(str(exc), 500).strip()
     return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
@@ -70,6 +72,11 @@ class PgDB:
         self._conn = self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
+        if malformed_url(self._url):  # libpq would quote (and split) its password anywhere
+            raise StoreError(f"cannot use the job store at {self.where}: the database URL "
+                             "does not parse cleanly (percent-encode @ / ? # % and : in the "
+                             "user name and password, or keep the password in ~/.pgpass "
+                             "or PGPASSWORD)")
         try:
             params = {**DEFAULTS, **conninfo_to_dict(self._url)}
             return psycopg.connect(make_conninfo("", **params), autocommit=True)

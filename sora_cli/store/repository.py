@@ -47,6 +47,7 @@ from sora_cli.store.rows import (
     row_to_job,
     write,
 )
+from sora_cli.store.values import sane_fields
 
 __all__ = ["Store"]
 
@@ -215,7 +216,7 @@ class Store(LeaseMixin, AdminMixin, MoneyMixin, BrowseMixin):
         unknown = set(fields) - _UPDATABLE - {"status"}
         if unknown:
             raise ValueError(f"not job columns: {sorted(unknown)}")
-        fields["updated_at"] = now
+        fields = sane_fields({**fields, "updated_at": now})  # the readers must render it
         for key in JSON_COLUMNS:
             if key in fields:
                 fields[key] = json_text(fields[key])

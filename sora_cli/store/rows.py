@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from sora_cli.domain.jobs import ACTIVE_STATUSES, Job, JobError, JobStatus
 from sora_cli.store.db import DB, for_update
+from sora_cli.store.values import sane_fields
 
 JOB_COLUMNS: Final = (
     "id", "prompt", "model", "size", "seconds", "status", "remote_id", "remote_status",
@@ -99,6 +100,7 @@ def insert_event(conn: DB, job_id: str, kind: str, at: float,
     unknown = set(fields) - _EVENT_FIELDS
     if unknown:  # the names go into the SQL text: only known columns
         raise ValueError(f"not event columns: {sorted(unknown)}")
+    fields = sane_fields(fields)  # messages and request ids: scrubbed, bounded
     cols = ["job_id", "kind", "at", *fields]
     conn.execute(
         f"INSERT INTO events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",

@@ -157,7 +157,7 @@ def kill_runner(s: Sora) -> int:
 
 # --- helpers for the fault, security and store tests ---------------------------------
 
-CRASH_ENV = "SORA_TEST_CRASH_AT"  # the runner's test-only crash seam (see sora_cli/runner/steps.py)
+CRASH_ENV = "SORA_TEST_CRASH_AT"  # the runner's test-only crash seam (sora_cli/runner/crash.py)
 
 
 def job_events(s: Sora, job_id: str) -> list[dict[str, Any]]:
@@ -245,3 +245,8 @@ def proc_memory_kib(pid: int, field: str = "VmRSS") -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise AssertionError(f"no {field} for pid {pid}")
+
+
+def quick_fake(make: Callable[..., FakeProc], *args: str, scheme: str = "http") -> FakeProc:
+    """A fake whose jobs take 0.3 s, polled every 0.1 s (`make` is the make_fake fixture)."""
+    return make("--job-seconds", "0.3", "--poll-after-ms", "100", *args, scheme=scheme)

@@ -154,8 +154,12 @@ def test_runner_killed_mid_download(make_fake: MakeFake, make_sora: MakeSora) ->
     fake.faults({"action": "slow", "route": "content", "delay_ms": 40})
     s = make_sora(fake)
     job_id = s.ok("submit", "killed mid-download").strip()
-    partial = s.home / "videos" / f"{job_id}.mp4.partial"
-    wait_for(lambda: partial.exists() and partial.stat().st_size > 0, 30, "a partial file")
+
+    def partial_file() -> Path | None:  # a private temp name: .<id>.mp4.<random>.partial
+        found = list((s.home / "videos").glob(f".{job_id}.mp4.*.partial"))
+        return found[0] if found and found[0].stat().st_size > 0 else None
+
+    partial = wait_for(partial_file, 30, "a partial file")
     kill_runner(s)
     assert s.job(job_id)["status"] == "downloading"
     assert 0 < partial.stat().st_size < size

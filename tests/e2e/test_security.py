@@ -7,72 +7,27 @@ import hashlib
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from sora_cli.fake.media import media_bytes
 
+from .conftest import MakeFake, MakeSora
 from .harness import (
     TEST_KEY,
-    FakeProc,
-    Sora,
     assert_saved_once,
     job_events,
-    make_env,
     proc_memory_kib,
+    quick_fake,
     runner_pid,
-    start_fake,
-    start_fake_url,
-    stop_proc,
     wait_for,
     wait_job,
 )
 
 pytestmark = pytest.mark.e2e
 
-MakeFake = Callable[..., FakeProc]
-MakeSora = Callable[..., Sora]
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-@pytest.fixture
-def make_fake() -> Iterator[MakeFake]:
-    started: list[FakeProc] = []
-
-    def make(*args: str, scheme: str = "http") -> FakeProc:
-        fake = start_fake(*args) if scheme == "http" else start_fake_url(*args, scheme=scheme)
-        started.append(fake)
-        return fake
-
-    yield make
-    for fake in started:
-        stop_proc(fake.proc)
-
-
-@pytest.fixture
-def make_sora(tmp_path: Path) -> Iterator[MakeSora]:
-    made: list[Sora] = []
-
-    def make(fake: FakeProc | str, **env: str) -> Sora:
-        home, work = tmp_path / f"home{len(made)}", tmp_path / f"work{len(made)}"
-        work.mkdir()
-        url = fake if isinstance(fake, str) else fake.base_url
-        s = Sora(home, make_env(home, url, **env), work)
-        for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
-            if name not in env:
-                s.env.pop(name, None)
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.stop_runner()
-
-
-def quick_fake(make_fake: MakeFake, *args: str, scheme: str = "http") -> FakeProc:
-    return make_fake("--job-seconds", "0.3", "--poll-after-ms", "100", *args, scheme=scheme)
 
 
 # -- the API key ------------------------------------------------------------------------

@@ -108,7 +108,8 @@ class VideosClient(HttpApi):
                      ) -> Answer[bool]:
         path = f"/videos/{_checked(video_id)}"
         data, headers = await self._call("DELETE", path, on_attempt=on_attempt)
-        return self._answer(bool(data.get("deleted", True)), headers)
+        deleted = data.get("deleted", True)  # an empty answer (204) is a done delete
+        return self._answer(deleted is True, headers)
 
     def stream_content(self, video_id: str, *, variant: str = "video", offset: int = 0
                        ) -> contextlib.AbstractAsyncContextManager[ContentStream]:

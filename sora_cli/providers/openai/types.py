@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from sora_cli.domain.text import mask_key
+from sora_cli.domain.text import mask_key, scrub_or_none
 from sora_cli.errors import ApiError
+from sora_cli.providers.limits import number, plausible_time, whole
 
 _VIDEO_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
@@ -44,23 +45,25 @@ class ApiSettings:
 
 
 def _str(value: Any) -> str | None:
+    """A string field as sent (used to match a video with a job: never rewritten), or
+    a number's text; None for anything else, and for numbers beyond a float."""
     if isinstance(value, str):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(int(value)) if float(value).is_integer() else str(value)
-    return None
+    found = number(value) if isinstance(value, int | float) else None
+    if found is None:
+        return None
+    return str(int(found)) if found.is_integer() else str(found)
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return int(number) if number == number and abs(number) != float("inf") else None
+def _cursor(value: Any) -> str | None:
+    """A list cursor: it goes back into a URL, so only an id of the usual shape."""
+    return value if valid_video_id(value) else None
+
+
+def _shown(value: Any, limit: int) -> str | None:
+    """A field that is stored and printed: scrubbed (domain.text.scrub) and bounded."""
+    text = _str(value)
+    return None if text is None else scrub_or_none(text, limit)
 
 
 @dataclass(frozen=True)
@@ -87,25 +90,26 @@ class Video:
             raise ApiError("unexpected answer: a video object without an id")
         if not valid_video_id(video_id):  # it goes into URLs: never trust its shape
             raise ApiError(f"unexpected answer: an unusable video id {video_id[:80]!r}")
+        # Every other field: an unparseable value counts as absent, never as a failure.
         error = data.get("error")
         code = message = None
         if isinstance(error, Mapping):
-            code, message = _str(error.get("code")), _str(error.get("message"))
-        elif isinstance(error, str) and error:
-            message = error
-        progress = _int(data.get("progress"))
+            code, message = _shown(error.get("code"), 100), _shown(error.get("message"), 2000)
+        elif isinstance(error, str):
+            message = _shown(error, 2000)
+        remixed = data.get("remixed_from_video_id")
         return cls(
             id=video_id,
-            status=_str(data.get("status")) or "unknown",
-            progress=min(max(progress or 0, 0), 100),
+            status=_shown(data.get("status"), 64) or "unknown",
+            progress=whole(data.get("progress"), 0, 100) or 0,
             model=_str(data.get("model")),
             size=_str(data.get("size")),
             seconds=_str(data.get("seconds")),
             prompt=_str(data.get("prompt")),
-            created_at=_int(data.get("created_at")),
-            completed_at=_int(data.get("completed_at")),
-            expires_at=_int(data.get("expires_at")),
-            remixed_from_video_id=_str(data.get("remixed_from_video_id")),
+            created_at=plausible_time(data.get("created_at")),
+            completed_at=plausible_time(data.get("completed_at")),
+            expires_at=plausible_time(data.get("expires_at")),
+            remixed_from_video_id=remixed if valid_video_id(remixed) else None,
             error_code=code,
             error_message=message,
         )
@@ -129,7 +133,7 @@ class VideoPage:
         ]
         return cls(
             data=videos,
-            first_id=_str(data.get("first_id")),
-            last_id=_str(data.get("last_id")),
+            first_id=_cursor(data.get("first_id")),
+            last_id=_cursor(data.get("last_id")),
             has_more=data.get("has_more") is True,
         )
