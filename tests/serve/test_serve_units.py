@@ -110,7 +110,7 @@ def test_the_body_takes_the_fields_and_the_config_defaults(tmp_path: Path) -> No
     ({"prompt": "x", "size": 720}, "'size' must be a string"),
     ({"prompt": "x", "params": [24]}, '"params" must be a JSON object'),
     ({"prompt": "x", "model": "fal:fal-ai/veo3", "seconds": 5}, "takes --seconds 4, 6, 8"),
-    ({"prompt": "x", "model": "runway:gen4"}, "unknown provider 'runway'"),
+    ({"prompt": "x", "model": "nosuch:gen4"}, "unknown provider 'nosuch'"),
     ({"prompt": "x", "label": ""}, "--label must be one line"),
 ])
 def test_bad_bodies_say_what_is_wrong(tmp_path: Path, body: object, message: str) -> None:
