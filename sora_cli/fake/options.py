@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from sora_cli.fake.dialects import DIALECTS
 from sora_cli.fake.faults import MIX_KINDS, fault_mix
 
 
@@ -27,6 +28,7 @@ class FakeOptions:
     tls_key: str | None = None
     aux_port: int = 0  # the second origin: the CDN and fal's platform API (0: any free port)
     list_page_size: int = 100  # Replicate's list page
+    dialect: str = "openai"  # the Videos contract as which server speaks it (dialects.py)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,4 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--aux-port", type=int, default=0,
         help="port of the second origin (the CDN of fal and Replicate results, and fal's "
              "platform API); 0 (default) picks a free one (GET /_fake/urls says which)")
+    add("--dialect", choices=DIALECTS, default="openai",
+        help="speak the Videos contract as this server does: openai (default), vllm-omni "
+             "(multipart-only create, minimal create answer, no remix, auth only with "
+             "--api-key) or litellm (processing, gemini::operations/... ids, no list for "
+             "Veo, custom_llm_provider on list calls, numeric seconds)")
     return parser

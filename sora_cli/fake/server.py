@@ -265,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         aux_port=args.aux_port,
+        dialect=args.dialect,
     )
     try:
         server = FakeServer(options, host=args.host, port=args.port)
