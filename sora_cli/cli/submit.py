@@ -34,8 +34,8 @@ from sora_cli.domain.text import clean
 from sora_cli.errors import InvalidInput
 from sora_cli.services.context import Context
 from sora_cli.services.export import output_path, refuse_existing
-from sora_cli.services.submit import preview, submit, with_images
 from sora_cli.services.providers import request_defaults
+from sora_cli.services.submit import preview, submit, with_images
 
 
 @app.command("submit")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 import traceback
 from http.server import ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sora_cli.fake.body import BodyError, parse_body

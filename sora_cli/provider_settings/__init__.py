@@ -26,8 +26,14 @@ from typing import Any, Final
 
 from sora_cli.domain.providers import BUILTIN, OPENAI, EndpointDialect
 from sora_cli.domain.text import mask_key
-from sora_cli.provider_settings.endpoints import CONTRACT, caps_env, dialect, is_extra_table, read_extra
 from sora_cli.errors import InvalidInput
+from sora_cli.provider_settings.endpoints import (
+    CONTRACT,
+    caps_env,
+    dialect,
+    is_extra_table,
+    read_extra,
+)
 
 TABLE_KEYS: Final = ("base_url", "api_key", "max_in_flight", "creates_per_minute",
                      "platform_url")

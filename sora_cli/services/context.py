@@ -54,10 +54,18 @@ class Context:
         """Start a runner if there is unfinished work it could do (of a provider this
         process has the key for: the runner gets the same environment) and none is alive."""
         s = self.settings
-        keyed = [n for n in s.provider_names() if (p := s.provider(n)) is not None and p.api_key]
-        if not self.store.has_active(providers=keyed):
+        keyed = [n for n in s.provider_names() if (p := s.provider(n)) is not None
+                 and (p.api_key or not p.key_required)]  # a keyless endpoint needs none
+        if not self.store.has_active(providers=keyed) and not self._plugin_work():
             return False
         return self.hooks.start_runner(self.settings)
+
+    def _plugin_work(self) -> bool:
+        """Unfinished jobs of a provider neither built in nor configured (a plug-in's):
+        whether its key is set is the plug-in's to say, and loading it here would put
+        provider modules on every command's path, so the runner is started and leaves
+        alone what it cannot work."""
+        return self.store.has_active(others_than=self.settings.provider_names())
 
 
 def require_key(settings: Settings, provider: str = "openai") -> None:

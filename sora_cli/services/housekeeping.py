@@ -20,8 +20,8 @@ from sora_cli.errors import InvalidInput, SoraError
 from sora_cli.services.context import Context
 from sora_cli.services.export import copy_into_place, output_path
 from sora_cli.services.jobs import resolve_all
-from sora_cli.services.submit import submit
 from sora_cli.services.providers import can
+from sora_cli.services.submit import submit
 from sora_cli.store.rows import Event
 
 VARIANTS: Final = {"video": "mp4", "thumbnail": "webp", "spritesheet": "jpg"}
