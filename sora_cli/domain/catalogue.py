@@ -24,7 +24,7 @@ from sora_cli.domain.jobs import ALLOWED_SECONDS, SIZES_720P, SIZES_PRO, Job, es
 from sora_cli.errors import InvalidInput
 
 ENCODINGS: Final = ("string", "string_s", "integer")
-SHIPPED: Final = ("fal", "replicate")  # the providers with a data file
+SHIPPED: Final = ("fal", "replicate", "vertex", "kling")  # the providers with a data file
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sora_cli.config import Settings, ensure_home
+from sora_cli.domain.providers import ADC, BUILTIN
 from sora_cli.errors import AuthError, InvalidInput
 from sora_cli.store.repository import Store
 
@@ -65,9 +66,16 @@ def require_key(settings: Settings, provider: str = "openai") -> None:
     found = settings.provider(provider)
     if found is None:
         raise InvalidInput(f"unknown provider {provider!r}")
-    if found.api_key:
+    if found.has_key:
+        info = BUILTIN.get(provider)
+        if info is not None and info.credentials == ADC:
+            # Google's ADC is found by google-auth, the adapter's optional extra: it looks
+            # (and exits 4 with what is missing) before anything is recorded.
+            from sora_cli.providers.registry import check_credentials
+
+            check_credentials(provider, settings)
         return
     if provider == "openai":
         raise AuthError("no API key: set OPENAI_API_KEY (or api_key in the config file)")
-    raise AuthError(f"no API key for {provider}: set {found.key_env} (or api_key in "
-                    f"[providers.{provider}] of a 0600 config file)")
+    raise AuthError(f"no credentials for {provider}: set {found.key_hint()} (or the "
+                    f"settings in [providers.{provider}] of a 0600 config file)")
