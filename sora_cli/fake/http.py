@@ -1,7 +1,9 @@
 """Requests to the fake server: the API routes of each family (the Videos contract under
-``/v1``, fal under ``/fal`` (fal.py), Replicate under ``/replicate`` (replicate.py)), the
-second origin's routes (the CDN, fal's platform API), with the faults that strike them,
-and the ``/_fake`` control routes (no auth, no faults, not logged)."""
+``/v1``, fal under ``/fal`` (fal.py), Replicate under ``/replicate`` (replicate.py),
+Vertex under ``/vertex`` (vertex.py), Kling under ``/kling`` (kling.py)), the second
+origin's routes (the CDN, fal's platform API, Google's token endpoint and GCS:
+google.py), with the faults that strike them, and the ``/_fake`` control routes (no
+auth, no faults, not logged)."""
 
 from __future__ import annotations
 
@@ -16,10 +18,13 @@ from sora_cli.fake.content import CONTENT_TYPES, content_size
 from sora_cli.fake.errors import ApiFailure, fault_failure
 from sora_cli.fake.fal import fal_api, fal_platform, fal_route
 from sora_cli.fake.faults import DEFAULT_STALL_MS, HUGE_DEFAULT, Dropped, Fault, faults_from_json
+from sora_cli.fake.google import register_key, storage_api, token_endpoint
 from sora_cli.fake.host import Host
+from sora_cli.fake.kling import kling_api, kling_route
 from sora_cli.fake.replicate import replicate_api, replicate_route
 from sora_cli.fake.routes import resolve
 from sora_cli.fake.validate import validate_create
+from sora_cli.fake.vertex import vertex_api, vertex_route
 from sora_cli.fake.wire import VERBOSE, WireHandler
 
 
@@ -47,13 +52,19 @@ class Handler(WireHandler):
                 if not self._logged:
                     self._control(url.path, query, body)
                 elif self.server.aux:
-                    self._aux(url.path, query)
+                    self._aux(url.path, query, body)
                 elif self._family == "fal":
                     self._route = fal_route(self.command, url.path)
                     fal_api(self, url.path, body)
                 elif self._family == "replicate":
                     self._route = replicate_route(self.command, url.path)
                     replicate_api(self, url.path, query, body)
+                elif self._family == "vertex":
+                    self._route = vertex_route(self.command, url.path)
+                    vertex_api(self, url.path, body)
+                elif self._family == "kling":
+                    self._route = kling_route(self.command, url.path)
+                    kling_api(self, url.path, query, body)
                 else:
                     self._api(url.path, query, body)
             except ApiFailure as failure:
@@ -143,12 +154,21 @@ class Handler(WireHandler):
             self.server.fake.pause(
                 (fault.retry_after_ms or fault.delay_ms or DEFAULT_STALL_MS) / 1000)
 
-    def _aux(self, path: str, query: dict[str, str]) -> None:
-        """The second origin: the CDN of results, and fal's platform API."""
+    def _aux(self, path: str, query: dict[str, str], body: bytes) -> None:
+        """The second origin: the CDN of results, fal's platform API, Google's token
+        endpoint and GCS."""
         if path.startswith("/fal-platform/"):
             self._family = "fal"
             self._route = "list"
             fal_platform(self, path, query)
+            return
+        if path == "/token" and self.command == "POST":
+            self._route = "token"
+            token_endpoint(self, body)
+            return
+        if path.startswith("/storage/v1/b/"):
+            self._family, self._route = "vertex", "content"
+            storage_api(self, urlsplit(self.path).path, query)
             return
         job_id = path.removeprefix("/cdn/").removesuffix(".mp4")
         if self.command != "GET" or not path.startswith("/cdn/") or not path.endswith(".mp4"):
@@ -157,7 +177,7 @@ class Handler(WireHandler):
         backend.count("cdn_requests")
         if self.headers.get("Authorization") or self.headers.get("api-key"):
             backend.count("cdn_with_credentials")
-        job = backend.remote.get("fal", job_id) or backend.remote.get("replicate", job_id)
+        job = backend.remote.find(job_id, ("fal", "replicate", "kling"))
         if job is None or backend.remote.state(job) != "succeeded" or backend.remote.expired(job):
             raise ApiFailure(404, "Not found")
         fault = self.take_fault("content", None)
@@ -264,12 +284,13 @@ class Handler(WireHandler):
             self._send_json(200, {"scheduled": len(faults)})
         elif self.command == "GET" and path.startswith("/_fake/jobs/"):
             job_id = path.removeprefix("/_fake/jobs/")
-            job = (fake.backend.remote.get("fal", job_id)
-                   or fake.backend.remote.get("replicate", job_id))
+            job = fake.backend.remote.find(job_id)
             if job is None:
-                raise ApiFailure(404, f"No fal or Replicate job {job_id!r}.")
+                raise ApiFailure(404, f"No fal, Replicate, Vertex or Kling job {job_id!r}.")
             self._send_json(200, {"id": job.id, "family": job.family, "model": job.model,
                                   "input": job.input, "state": fake.backend.remote.state(job)})
+        elif self.command == "POST" and path == "/_fake/google-keys":
+            register_key(self, body)
         elif self.command == "GET" and path == "/_fake/urls":
             self._send_json(200, dict(fake.urls()))
         elif self.command == "GET" and path == "/_fake/stats":
@@ -293,6 +314,10 @@ def _family(path: str, aux: bool) -> str:
         return "fal"
     if path.startswith("/replicate/"):
         return "replicate"
+    if path.startswith("/vertex/"):
+        return "vertex"
+    if path.startswith("/kling/"):
+        return "kling"
     return "openai"
 
 

@@ -22,13 +22,13 @@ from sora_cli.fake.options import FakeOptions
 @dataclass
 class RemoteJob:
     id: str
-    family: str  # "fal" or "replicate"
+    family: str  # "fal", "replicate", "vertex" or "kling"
     model: str  # the endpoint id / owner/name
     input: dict[str, Any]
     started: float  # monotonic, drives the state
     created: float  # wall clock
     will_fail: bool
-    app: str = ""  # fal: owner/app, what its status URLs carry
+    app: str = ""  # fal: owner/app; Vertex: the model's path; Kling: its endpoint
     cancelled_at: float | None = None  # wall clock
 
     @property
@@ -62,6 +62,13 @@ class JobBook:
         with self.lock:
             job = self.jobs.get(job_id)
         return job if job is not None and job.family == family else None
+
+    def find(self, job_id: str, families: tuple[str, ...] | None = None) -> RemoteJob | None:
+        """A job of any family (or of one of `families`)."""
+        with self.lock:
+            job = self.jobs.get(job_id)
+        return job if job is not None and (families is None or job.family in families) \
+            else None
 
     def listed(self, family: str) -> list[RemoteJob]:
         """The family's jobs, newest first."""

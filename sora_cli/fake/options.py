@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sora_cli.fake.faults import MIX_KINDS, fault_mix
 
@@ -27,6 +27,12 @@ class FakeOptions:
     tls_key: str | None = None
     aux_port: int = 0  # the second origin: the CDN and fal's platform API (0: any free port)
     list_page_size: int = 100  # Replicate's list page
+    # Google: service accounts whose assertions the token endpoint takes (email -> RSA
+    # n, e; also POST /_fake/google-keys), and how long its access tokens live
+    google_keys: dict[str, tuple[int, int]] = field(default_factory=dict)
+    token_seconds: float = 3600.0
+    kling_access_key: str = "kling-fake-access-key"  # the key pair Kling's JWTs are from
+    kling_secret_key: str = "kling-fake-secret-key"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,4 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--aux-port", type=int, default=0,
         help="port of the second origin (the CDN of fal and Replicate results, and fal's "
              "platform API); 0 (default) picks a free one (GET /_fake/urls says which)")
+    add("--token-seconds", type=float, default=FakeOptions.token_seconds,
+        help="lifetime of the Google access tokens the token endpoint issues")
+    add("--kling-keys", metavar="ACCESS:SECRET",
+        help="the Kling key pair whose JWTs the Kling family takes (default: "
+             f"{FakeOptions.kling_access_key}:{FakeOptions.kling_secret_key})")
     return parser

@@ -74,6 +74,7 @@ from sora_cli.fake.faults import (
 )
 from sora_cli.fake.faults import fault_mix as _fault_mix
 from sora_cli.fake.http import HttpServer
+from sora_cli.fake.jobs import RemoteJob
 from sora_cli.fake.options import FakeOptions, build_parser
 from sora_cli.fake.state import MODERATION, Backend
 from sora_cli.fake.wire import MAX_BODY, VERBOSE
@@ -142,7 +143,9 @@ class FakeServer:
         """Where each family is served, as sora's settings name them."""
         return {"openai": self.base_url, "fal": f"{self.root_url}/fal",
                 "fal_platform": f"{self.cdn_url}/fal-platform/v1",
-                "replicate": f"{self.root_url}/replicate", "cdn": f"{self.cdn_url}/cdn"}
+                "replicate": f"{self.root_url}/replicate", "cdn": f"{self.cdn_url}/cdn",
+                "vertex": f"{self.root_url}/vertex", "google_token": f"{self.cdn_url}/token",
+                "gcs": self.cdn_url, "kling": f"{self.root_url}/kling"}
 
     def start(self) -> FakeServer:
         if self._thread is None:
@@ -218,6 +221,14 @@ class FakeServer:
     def request_log(self) -> list[tuple[str, str, int]]:
         return self.backend.request_log()
 
+    def register_google_key(self, email: str, n: int, e: int) -> None:
+        """A service account whose assertions the token endpoint takes (RSA n, e)."""
+        self._backend.google.register(email, n, e)
+
+    def remote_job(self, job_id: str) -> RemoteJob | None:
+        """A fal, Replicate, Vertex or Kling job as the fake keeps it."""
+        return self._backend.remote.find(job_id)
+
     # -- idle tracking
     def pause(self, seconds: float) -> bool:
         """Wait up to `seconds`; True at once when the server is stopping."""
@@ -265,7 +276,11 @@ def main(argv: list[str] | None = None) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         aux_port=args.aux_port,
+        token_seconds=args.token_seconds,
     )
+    if args.kling_keys:
+        access, _, secret = args.kling_keys.partition(":")
+        options.kling_access_key, options.kling_secret_key = access, secret
     try:
         server = FakeServer(options, host=args.host, port=args.port)
     except OSError as error:  # ssl.SSLError included
