@@ -5,6 +5,7 @@ modules that define them never import the server)."""
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from email.message import Message
 from typing import Any, Protocol
 
 from sora_cli.fake.faults import Fault
@@ -55,6 +56,7 @@ class Responder(Protocol):
 
     command: str
     server: HostServer
+    headers: Message  # the request's
 
     def authorize_key(self, scheme: str) -> None: ...
 
@@ -68,3 +70,8 @@ class Responder(Protocol):
 
     def send_json(self, status: int, payload: dict[str, object],
                   headers: dict[str, str] | None = None) -> None: ...
+
+    def serve_bytes(self, video_id: str, variant: str, size: int, kind: str,
+                    fault: Fault | None, *, real: bool) -> None:
+        """A result's bytes, with Range and the content faults (GCS objects)."""
+        ...

@@ -45,6 +45,7 @@ class Handler(WireHandler):
         self._sent = 0
         self._family = _family(url.path, self.server.aux)
         self._route = None
+        self._offered_key = ""  # what a fault's text may quote as {api_key}
         with fake.activity():
             try:
                 body = self._read_body()
@@ -100,6 +101,10 @@ class Handler(WireHandler):
     def send_json(self, status: int, payload: dict[str, object],
                   headers: dict[str, str] | None = None) -> None:
         self._send_json(status, payload, headers)
+
+    def serve_bytes(self, video_id: str, variant: str, size: int, kind: str,
+                    fault: Fault | None, *, real: bool) -> None:
+        self._serve_bytes(video_id, variant, size, kind, fault, real=real)
 
     def authorize_key(self, scheme: str) -> None:
         """`Authorization: {scheme} KEY` (fal: Key, Replicate: Bearer), else a 401."""
