@@ -55,7 +55,7 @@ class Context:
         """Start a runner if there is unfinished work it could do (of a provider this
         process has the key for: the runner gets the same environment) and none is alive."""
         s = self.settings
-        keyed = [n for n in s.provider_names() if (p := s.provider(n)) is not None and p.api_key]
+        keyed = [n for n in s.provider_names() if (p := s.provider(n)) is not None and p.has_key]
         if not self.store.has_active(providers=keyed):
             return False
         return self.hooks.start_runner(self.settings)
