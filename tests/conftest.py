@@ -1,25 +1,33 @@
-"""Shared fixtures: every test runs with its state under tmp_path and a clean environment."""
+"""Shared fixtures: every test runs with its state under tmp_path and a clean environment.
+
+Beside this file: clirun.py (the CLI in-process, `one_error`, KEY), seed.py (jobs
+written into a store as submit and a runner would), inproc.py (the runner in-process),
+waits.py (`wait_until` and friends), pgtest.py (PostgreSQL).
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import clirun
 import pgtest
 import pytest
 
+from sora_cli.fake.server import FakeOptions, FakeServer
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point SORA_HOME at tmp_path and drop every OPENAI_* / SORA_* variable, so no
-    test reads the real config or touches the real data dir."""
+    """Point SORA_HOME at tmp_path/home (not made) and drop every OPENAI_* / SORA_*
+    variable, so no test reads the real config or touches the real data dir."""
     for name in list(os.environ):
         if name.startswith(("OPENAI_", "SORA_")):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("SORA_HOME", str(tmp_path))
-    return tmp_path
+    monkeypatch.setenv("SORA_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +35,56 @@ def cli() -> clirun.Cli:
     """The in-process CLI of this test, recording runner starts (see clirun.py)."""
     clirun.CURRENT[0] = clirun.Cli()
     return clirun.CURRENT[0]
+
+
+@pytest.fixture
+def kicks(cli: clirun.Cli) -> list[Path]:
+    """Runner starts, recorded instead of spawned: the SORA_HOME of each."""
+    return cli.kicks
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test's current directory (where downloads go by default): tmp_path/work."""
+    path = tmp_path / "work"
+    path.mkdir()
+    monkeypatch.chdir(path)
+    return path
+
+
+@pytest.fixture
+def home(isolated_env: Path, monkeypatch: pytest.MonkeyPatch, work: Path) -> Path:
+    """SORA_HOME of a CLI test, made (0700) beside `work`, with the API key KEY set."""
+    isolated_env.mkdir(mode=0o700)
+    monkeypatch.setenv("OPENAI_API_KEY", clirun.KEY)
+    return isolated_env
+
+
+# --- the fake Videos API in-process, on a free loopback port ---------------------------
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., FakeServer]]:
+    """Start fake servers with these FakeOptions (quick jobs unless told: 0.2 s, a poll
+    hint of 50 ms); every one stops at teardown."""
+    servers: list[FakeServer] = []
+
+    def make(**options: Any) -> FakeServer:
+        options = {"job_seconds": 0.2, "poll_after_ms": 50, **options}
+        server = FakeServer(FakeOptions(**options)).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., FakeServer]) -> FakeServer:
+    """A quick fake server (0.2 s jobs) with its real sample media; prompts with
+    "forbidden" end failed (moderation)."""
+    return make_server(fail_prompt="forbidden")
 
 
 # --- PostgreSQL (see pgtest.py): a fresh database per session, a fresh schema per test ---

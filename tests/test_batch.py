@@ -4,74 +4,24 @@ filters of `list` and `wait`, through CliRunner. No network and no real runner."
 from __future__ import annotations
 
 import json
-import os
 import struct
 import time
 import zlib
 from pathlib import Path
-from typing import Any
 
 import pytest
-from clirun import Cli, sora
-from typer.testing import Result
+from clirun import one_error, sora
+from seed import jobs, walk
 
-from sora_cli.domain.jobs import JobStatus, VideoRequest
+from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.store.repository import Store
 
-KEY = "sk-test-0123456789abcdefXYZ"
-PATH = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING,
-        JobStatus.COMPLETED)
+pytestmark = pytest.mark.usefixtures("home")
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("OPENAI_", "SORA_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SORA_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    return tmp_path / "home"
-
-
-@pytest.fixture(autouse=True)
-def kicks(cli: Cli) -> list[Path]:
-    """Runner starts, recorded instead of spawned."""
-    return cli.kicks
-
-
-
-
-def one_error(r: Result, code: int) -> str:
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
-    assert r.stdout == ""
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sora: "), r.stderr
-    return lines[0]
-
-
-def jobs_in(home: Path) -> list[Any]:
-    """Every recorded job, oldest first."""
-    if not (home / "sora.db").exists():
-        return []
-    with Store.open(home / "sora.db") as st:
-        return st.list_jobs(limit=None)[::-1]
-
-
-def complete(home: Path, job_id: str) -> None:
-    saved = home / "videos" / f"{job_id}.mp4"
-    saved.parent.mkdir(parents=True, exist_ok=True)
-    saved.write_bytes(b"\x00\x00\x00\x18ftypmp42" + job_id.encode())
-    with Store.open(home / "sora.db") as st:
-        for step in PATH[1:]:
-            extra: dict[str, Any] = {}
-            if step is JobStatus.RUNNING:
-                extra = {"remote_id": f"video_{job_id}", "remote_status": "in_progress"}
-            if step is JobStatus.COMPLETED:
-                extra = {"output_path": str(saved), "completed_at": time.time()}
-            st.transition(job_id, step, **extra)
+def jobs_in(home: Path) -> list[Job]:
+    """Every recorded job, oldest first (the order of a batch's lines)."""
+    return jobs(home)[::-1]
 
 
 def png(width: int, height: int) -> bytes:
@@ -199,7 +149,6 @@ def test_ten_thousand_lines_are_recorded_in_seconds(home: Path) -> None:
 
 
 def test_a_budget_check_that_fails_inside_the_transaction_records_nothing(home: Path) -> None:
-    home.mkdir()
     with Store.open(home / "sora.db") as st:
         def refuse(store: Store) -> None:
             assert store._conn.in_transaction  # the write lock is held while checking
@@ -246,7 +195,7 @@ def test_wait_label_download_saves_the_whole_batch_in_input_order(home: Path) ->
     ids = sora("submit", "-f", "-", "--label", "batch-7", input="a\nb\nc\n").stdout.split()
     sora("submit", "-q", "not in the batch", "--label", "other")
     for job_id in ids:
-        complete(home, job_id)
+        walk(home, job_id, JobStatus.COMPLETED)
     r = sora("wait", "--label", "batch-7", "--download", "-o", "out/")
     assert r.exit_code == 0, r.stderr
     assert r.stdout.split() == [f"out/{i}.mp4" for i in ids]

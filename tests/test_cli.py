@@ -7,87 +7,21 @@ progress is written straight into the store.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
-from clirun import Cli, sora
-from typer.testing import Result
+from clirun import KEY, one_error, sora
+from seed import add, fail, get, recorded, walk
 
-from sora_cli.domain.jobs import JobError, JobStatus, VideoRequest
+from sora_cli.domain.jobs import JobStatus
 from sora_cli.runner.spawn import hold_runner_lock
 from sora_cli.store.repository import Store
 
-KEY = "sk-test-0123456789abcdefXYZ"
+pytestmark = pytest.mark.usefixtures("home")
+
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 JOB_ID = re.compile(r"^[a-z2-9]{8}$")
-PATH = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING,
-        JobStatus.COMPLETED)
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("OPENAI_", "SORA_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SORA_HOME", str(tmp_path))
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    return tmp_path
-
-
-@pytest.fixture(autouse=True)
-def kicks(cli: Cli) -> list[Path]:
-    """Runner starts, recorded instead of spawned."""
-    return cli.kicks
-
-
-
-
-def one_error(r: Result, code: int) -> str:
-    """Exit `code`, nothing on stdout, exactly one `sora: ...` line on stderr."""
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
-    assert r.stdout == ""
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sora: "), r.stderr
-    return lines[0]
-
-
-def recorded(home: Path) -> int:
-    if not (home / "sora.db").exists():
-        return 0
-    with Store.open(home / "sora.db") as st:
-        return len(st.list_jobs(limit=None))
-
-
-def add(home: Path, prompt: str = "a fox", now: float | None = None, **kw: Any) -> str:
-    with Store.open(home / "sora.db") as st:
-        return st.add_jobs([VideoRequest(prompt=prompt, **kw)], now=now)[0].id
-
-
-def advance(home: Path, job_id: str, to: JobStatus, **fields: Any) -> None:
-    """Walk a job along the happy path up to `to`, as a runner would."""
-    with Store.open(home / "sora.db") as st:
-        job = st.get(job_id)
-        assert job is not None
-        for step in PATH[PATH.index(job.status) + 1: PATH.index(to) + 1]:
-            extra: dict[str, Any] = {}
-            if step is JobStatus.RUNNING:
-                extra = {"remote_id": f"video_{job_id}", "remote_status": "in_progress"}
-            st.transition(job_id, step, **extra, **(fields if step is to else {}))
-
-
-def fail(home: Path, job_id: str, message: str, code: str | None = "moderation_blocked",
-         http_status: int | None = None, request_id: str | None = None) -> None:
-    with Store.open(home / "sora.db") as st:
-        st.transition(job_id, JobStatus.FAILED, error=JobError(code, message, http_status,
-                                                               request_id))
-
-
-def get(home: Path, job_id: str) -> Any:
-    with Store.open(home / "sora.db") as st:
-        return st.get(job_id)
 
 
 # --- submit ---------------------------------------------------------------------------
@@ -125,7 +59,7 @@ def test_submit_json_has_the_documented_fields(home: Path) -> None:
 def test_json_of_failed_and_completed_jobs(home: Path) -> None:
     bad, good = add(home, "a"), add(home, "b")
     fail(home, bad, "blocked by moderation", http_status=400, request_id="req_123")
-    advance(home, good, JobStatus.COMPLETED, output_path="/v/x.mp4", bytes=42, sha256="ab" * 32,
+    walk(home, good, JobStatus.COMPLETED, output_path="/v/x.mp4", bytes=42, sha256="ab" * 32,
             completed_at=1_700_000_000.0)
     r = sora("status", bad, good, "--json")
     assert r.exit_code == 0, r.stderr
@@ -221,7 +155,7 @@ def test_a_database_that_is_not_sqlite_exits_1_and_is_left_alone(home: Path) -> 
 def test_status_by_id_prefix_remote_id_and_last(home: Path) -> None:
     first = add(home, "one", now=1000.0)
     last = add(home, "two", now=2000.0)
-    advance(home, first, JobStatus.RUNNING)
+    walk(home, first, JobStatus.RUNNING)
     for ref in (first, first[:4], first[:6].upper(), f"video_{first}"):
         r = sora("status", ref, "--json")
         assert r.exit_code == 0, (ref, r.stderr)
@@ -281,7 +215,7 @@ def test_list_newest_first_limits_and_filters(home: Path, kicks: list[Path]) -> 
     assert sora("list", "-q", "--all").stdout.split() == newest_first
     assert kicks  # queued jobs and no runner: one was started
     fail(home, ids[3], "x")
-    advance(home, ids[5], JobStatus.RUNNING)
+    walk(home, ids[5], JobStatus.RUNNING)
     assert sora("list", "-q", "--status", "failed").stdout.split() == [ids[3]]
     both = sora("list", "-q", "--status", "failed", "--status", "RUNNING").stdout.split()
     assert both == [ids[5], ids[3]]
@@ -321,8 +255,8 @@ def test_list_errors_and_empty(home: Path) -> None:
 
 def test_cancel_queued_running_and_final_jobs(home: Path) -> None:
     queued, running, done = add(home), add(home), add(home)
-    advance(home, running, JobStatus.RUNNING)
-    advance(home, done, JobStatus.COMPLETED)
+    walk(home, running, JobStatus.RUNNING)
+    walk(home, done, JobStatus.COMPLETED)
     r = sora("cancel", queued, running, done)
     assert r.exit_code == 0, r.stderr
     lines = dict(line.split(" ", 1) for line in r.stdout.splitlines())

@@ -10,151 +10,51 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-from clirun import Cli, sora
-from typer.testing import Result
+from clirun import one_error, sora
+from seed import add, fail, video_of, walk
+from waits import Seen, meanwhile
 
-from sora_cli.domain.jobs import Job, JobError, JobStatus, VideoRequest
+from sora_cli.cli import wait as wait_mod
+from sora_cli.domain.jobs import Job, JobStatus
 from sora_cli.services import waiting as services
 from sora_cli.services.context import Context
 from sora_cli.store.repository import Store
 
-KEY = "sk-test-0123456789abcdef"
-PATH = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING,
-        JobStatus.COMPLETED)
-DEADLINE = 10.0
+pytestmark = pytest.mark.usefixtures("home")
+
 Snapshot = dict[str, JobStatus]
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("OPENAI_", "SORA_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SORA_HOME", str(tmp_path))
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)  # default output dir of --download
-    return tmp_path
-
-
-@pytest.fixture(autouse=True)
-def kicks(cli: Cli) -> list[Path]:
-    """Runner starts, recorded instead of spawned."""
-    return cli.kicks
-
-
-class Seen:
-    """Every snapshot `wait` saw; lets another thread wait for one that matches."""
-
-    def __init__(self) -> None:
-        self.snapshots: list[Snapshot] = []
-        self._cond = threading.Condition()
-
-    def add(self, jobs: list[Job]) -> None:
-        with self._cond:
-            self.snapshots.append({j.id: j.status for j in jobs})
-            self._cond.notify_all()
-
-    def wait_for(self, check: Callable[[Snapshot], bool]) -> None:
-        with self._cond:
-            assert self._cond.wait_for(lambda: any(check(s) for s in self.snapshots),
-                                       DEADLINE), self.snapshots
+Spy = Seen[Snapshot]  # the snapshots `wait` saw
 
 
 @pytest.fixture
-def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
-    spy = Seen()
+def seen(monkeypatch: pytest.MonkeyPatch) -> Spy:
+    """Every snapshot `wait` saw (polling every 20 ms)."""
+    spy: Spy = Seen()
     real = services.watch
 
-    def watch(ctx: Context, ids: list[str], *, timeout: float | None) -> Iterator[
-            list[Job]]:
-        for snapshot in real(ctx, ids, timeout=timeout):
-            spy.add(snapshot)
+    def watch(ctx: Context, ids: list[str], *, timeout: float | None) -> Iterator[list[Job]]:
+        for snapshot in real(ctx, ids, timeout=timeout, interval=0.02):
+            spy.add({j.id: j.status for j in snapshot})
             yield snapshot
 
-    monkeypatch.setattr("sora_cli.cli.wait.watch", watch)
+    monkeypatch.setattr(wait_mod, "watch", watch)
     return spy
 
 
-
-
-@contextmanager
-def meanwhile(act: Callable[[], None]) -> Iterator[None]:
-    """Run `act` in a thread during the block; its failure fails the test."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            act()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    yield
-    thread.join(DEADLINE)
-    assert not thread.is_alive()
-    if errors:
-        raise errors[0]
-
-
-def add(home: Path, prompt: str = "a fox") -> str:
-    with Store.open(home / "sora.db") as st:
-        return st.add_jobs([VideoRequest(prompt=prompt)])[0].id
-
-
-def video_of(job_id: str) -> bytes:
-    return b"\x00\x00\x00\x18ftypmp42" + job_id.encode() * 100
-
-
 def complete(home: Path, job_id: str) -> None:
-    """What the runner does for a job that succeeds, ending with the saved file."""
-    saved = home / "videos" / f"{job_id}.mp4"
-    saved.parent.mkdir(exist_ok=True)
-    data = video_of(job_id)
-    saved.write_bytes(data)
-    with Store.open(home / "sora.db") as st:
-        job = st.get(job_id)
-        assert job is not None
-        for step in PATH[PATH.index(job.status) + 1:]:
-            fields: dict[str, Any] = {}
-            if step is JobStatus.RUNNING:
-                fields = {"remote_id": f"video_{job_id}", "remote_status": "in_progress"}
-            elif step is JobStatus.DOWNLOADING:
-                fields = {"remote_status": "completed", "progress": 100}
-            elif step is JobStatus.COMPLETED:
-                fields = {"output_path": str(saved), "bytes": len(data),
-                          "sha256": hashlib.sha256(data).hexdigest(), "completed_at": time.time()}
-            st.transition(job_id, step, **fields)
-
-
-def fail(home: Path, job_id: str, message: str = "blocked by moderation") -> None:
-    with Store.open(home / "sora.db") as st:
-        st.transition(job_id, JobStatus.FAILED, error=JobError("moderation_blocked", message))
-
-
-def one_error(r: Result, code: int) -> str:
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
-    assert r.stdout == ""
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sora: "), r.stderr
-    return lines[0]
+    walk(home, job_id, JobStatus.COMPLETED)
 
 
 def active(*ids: str) -> Callable[[Snapshot], bool]:
     return lambda s: all(s.get(i, JobStatus.COMPLETED).is_active for i in ids)
 
 
-def once(seen: Seen, check: Callable[[Snapshot], bool], home: Path,
+def once(seen: Spy, check: Callable[[Snapshot], bool], home: Path,
          *complete_ids: str) -> Callable[[], None]:
     """The runner's part: once `wait` has seen `check` hold, complete these jobs."""
     def act() -> None:
@@ -167,7 +67,7 @@ def once(seen: Seen, check: Callable[[Snapshot], bool], home: Path,
 # --- wait --------------------------------------------------------------------------------
 
 
-def test_wait_returns_0_when_the_job_completes(home: Path, seen: Seen,
+def test_wait_returns_0_when_the_job_completes(home: Path, seen: Spy,
                                                kicks: list[Path]) -> None:
     job = add(home)
     with meanwhile(once(seen, active(job), home, job)):
@@ -176,7 +76,7 @@ def test_wait_returns_0_when_the_job_completes(home: Path, seen: Seen,
     assert kicks == [home]  # unfinished work and no runner: one was started
 
 
-def test_wait_download_into_a_dir_prints_the_path(home: Path, seen: Seen) -> None:
+def test_wait_download_into_a_dir_prints_the_path(home: Path, seen: Spy) -> None:
     job = add(home)
     with meanwhile(once(seen, active(job), home, job)):
         r = sora("wait", job, "--download", "-o", "clips/", "--timeout", "20")
@@ -197,7 +97,7 @@ def test_wait_download_to_a_file_name_or_the_current_dir(home: Path) -> None:
     assert Path(f"{b}.mp4").read_bytes() == video_of(b)
 
 
-def test_paths_come_in_argument_order_into_a_created_dir(home: Path, seen: Seen) -> None:
+def test_paths_come_in_argument_order_into_a_created_dir(home: Path, seen: Spy) -> None:
     first, second = add(home), add(home)
 
     def runner() -> None:
@@ -213,7 +113,7 @@ def test_paths_come_in_argument_order_into_a_created_dir(home: Path, seen: Seen)
     assert sorted(os.listdir("out")) == sorted([f"{first}.mp4", f"{second}.mp4"])
 
 
-def test_a_failure_is_reported_while_the_others_are_waited_for(home: Path, seen: Seen) -> None:
+def test_a_failure_is_reported_while_the_others_are_waited_for(home: Path, seen: Spy) -> None:
     bad, good = add(home), add(home)
 
     def runner() -> None:
@@ -271,7 +171,7 @@ def test_ids_from_stdin_and_json_objects(home: Path) -> None:
     assert rows[1]["error"]["code"] == "moderation_blocked"
 
 
-def test_wait_all_waits_for_every_unfinished_job(home: Path, seen: Seen) -> None:
+def test_wait_all_waits_for_every_unfinished_job(home: Path, seen: Spy) -> None:
     done, a, b = add(home), add(home), add(home)
     complete(home, done)
     with meanwhile(once(seen, active(a, b), home, a, b)):
@@ -285,7 +185,7 @@ def test_ctrl_c_in_wait_exits_130(home: Path, monkeypatch: pytest.MonkeyPatch) -
         raise KeyboardInterrupt
         yield []
 
-    monkeypatch.setattr("sora_cli.cli.wait.watch", interrupted)
+    monkeypatch.setattr(wait_mod, "watch", interrupted)
     assert "background" in one_error(sora("wait", add(home), "--timeout", "5"), 130)
 
 
@@ -326,16 +226,16 @@ def test_download_of_an_unfinished_job_exits_1(home: Path, kicks: list[Path]) ->
 # --- submit --wait / --download -----------------------------------------------------------
 
 
-def test_submit_download_prints_the_path_and_the_id_on_stderr(home: Path, seen: Seen) -> None:
+def test_submit_download_prints_the_path_and_the_id_on_stderr(home: Path, seen: Spy) -> None:
     def runner() -> None:
         seen.wait_for(lambda s: len(s) == 1)
-        (job,) = seen.snapshots[0]
+        (job,) = seen.entries[0]
         complete(home, job)
 
     with meanwhile(runner):
         r = sora("submit", "a lighthouse", "--download", "-o", "clips/", "--timeout", "20")
     assert r.exit_code == 0, r.stderr
-    (job,) = seen.snapshots[0]
+    (job,) = seen.entries[0]
     assert r.stdout == f"clips/{job}.mp4\n"
     assert job in r.stderr
     assert Path(r.stdout.strip()).read_bytes() == video_of(job)
@@ -348,14 +248,14 @@ def test_submit_download_onto_an_existing_file_records_nothing(home: Path) -> No
         assert st.list_jobs() == []
 
 
-def test_submit_wait_exits_1_when_the_job_fails(home: Path, seen: Seen) -> None:
+def test_submit_wait_exits_1_when_the_job_fails(home: Path, seen: Spy) -> None:
     def runner() -> None:
         seen.wait_for(lambda s: len(s) == 1)
-        (job,) = seen.snapshots[0]
+        (job,) = seen.entries[0]
         fail(home, job)
 
     with meanwhile(runner):
         r = sora("submit", "a fox", "--wait", "--timeout", "20")
-    (job,) = seen.snapshots[0]
+    (job,) = seen.entries[0]
     assert r.exit_code == 1 and r.stdout == f"{job}\n"
     assert job in r.stderr and "moderation" in r.stderr

@@ -47,10 +47,11 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.videos_dir == tmp_path / "videos"
 
 
-def test_reads_os_environ_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reads_os_environ_by_default(isolated_env: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SORA_MODEL", "sora-2-pro")
     s = load_settings()
-    assert s.home == tmp_path  # the autouse fixture's SORA_HOME
+    assert s.home == isolated_env  # the autouse fixture's SORA_HOME
     assert s.model == "sora-2-pro"
 
 
@@ -156,7 +157,8 @@ def test_bad_number_in_file(tmp_path: Path, line: str) -> None:
 @pytest.mark.parametrize(("name", "value"), [
     ("SORA_SECONDS", "abc"), ("SORA_SECONDS", "8.0"), ("SORA_MAX_IN_FLIGHT", "two"),
     ("SORA_LEASE_SECONDS", "x"), ("SORA_LEASE_SECONDS", "nan"),
-    ("SORA_REQUEST_TIMEOUT", "inf"),
+    ("SORA_REQUEST_TIMEOUT", "inf"), ("SORA_RECONCILE_PAUSE_SECONDS", "soon"),
+    ("SORA_SETTLE_MAX_SECONDS", "nan"),
 ])
 def test_bad_number_in_env(tmp_path: Path, name: str, value: str) -> None:
     with pytest.raises(InvalidInput) as info:
@@ -175,6 +177,7 @@ def test_string_setting_must_be_a_string(tmp_path: Path) -> None:
     ("SORA_POLL_MIN_SECONDS", "0"), ("SORA_POLL_MIN_SECONDS", "30"),  # above the max (20)
     ("SORA_LEASE_SECONDS", "0"), ("SORA_LEASE_SECONDS", "-1"), ("SORA_REQUEST_TIMEOUT", "0"),
     ("SORA_IDLE_EXIT_SECONDS", "-1"), ("SORA_MAX_RETRIES", "-1"),
+    ("SORA_RECONCILE_PAUSE_SECONDS", "-1"), ("SORA_SETTLE_MAX_SECONDS", "-0.5"),
     ("OPENAI_BASE_URL", "ftp://x"), ("OPENAI_BASE_URL", "api.openai.com"),
 ])
 def test_out_of_range_values_are_refused(tmp_path: Path, name: str, value: str) -> None:
@@ -185,6 +188,16 @@ def test_out_of_range_values_are_refused(tmp_path: Path, name: str, value: str) 
 def test_zero_idle_and_retries_are_allowed(tmp_path: Path) -> None:
     s = load(tmp_path, SORA_IDLE_EXIT_SECONDS="0", SORA_MAX_RETRIES="0")
     assert (s.idle_exit_seconds, s.max_retries) == (0.0, 0)
+
+
+def test_reconcile_pauses_default_and_come_from_env_or_file(tmp_path: Path) -> None:
+    assert (load(tmp_path).reconcile_pause_seconds, load(tmp_path).settle_max_seconds) == (
+        2.0, 10.0)
+    write_config(tmp_path, "reconcile_pause_seconds = 0.5\nsettle_max_seconds = 3\n")
+    s = load(tmp_path)
+    assert (s.reconcile_pause_seconds, s.settle_max_seconds) == (0.5, 3.0)
+    s = load(tmp_path, SORA_RECONCILE_PAUSE_SECONDS="0", SORA_SETTLE_MAX_SECONDS="0.1")
+    assert (s.reconcile_pause_seconds, s.settle_max_seconds) == (0.0, 0.1)
 
 
 def test_unknown_key_is_a_warning(tmp_path: Path) -> None:

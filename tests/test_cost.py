@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from clirun import Cli, sora
-from typer.testing import Result
+from clirun import one_error, sora
+from seed import PATH, add, recorded, walk
 
 from sora_cli.domain.jobs import JobError, JobStatus, VideoRequest
 from sora_cli.domain.money import (
@@ -26,26 +25,9 @@ from sora_cli.domain.money import (
 from sora_cli.errors import BudgetExceeded, InvalidInput
 from sora_cli.store.repository import Store
 
-KEY = "sk-test-0123456789abcdefXYZ"
+pytestmark = pytest.mark.usefixtures("home")
+
 DAY = 86400.0
-PATH = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING,
-        JobStatus.COMPLETED)
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("OPENAI_", "SORA_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SORA_HOME", str(tmp_path))
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    return tmp_path
-
-
-@pytest.fixture(autouse=True)
-def kicks(cli: Cli) -> list[Path]:
-    """Runner starts, recorded instead of spawned."""
-    return cli.kicks
 
 
 @pytest.fixture
@@ -58,45 +40,6 @@ def tz(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     yield use
     monkeypatch.undo()
     time.tzset()
-
-
-
-
-def one_error(r: Result, code: int) -> str:
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
-    assert r.stdout == ""
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sora: "), r.stderr
-    return lines[0]
-
-
-def add(home: Path, now: float | None = None, **kw: Any) -> str:
-    kw.setdefault("prompt", "a fox")
-    with Store.open(home / "sora.db") as st:
-        return st.add_jobs([VideoRequest(**kw)], now=now)[0].id
-
-
-def finish(home: Path, job_id: str, status: JobStatus = JobStatus.COMPLETED,
-           at: float | None = None) -> None:
-    with Store.open(home / "sora.db") as st:
-        if status is JobStatus.COMPLETED:
-            for step in PATH[1:]:
-                extra: dict[str, Any] = {"remote_id": f"video_{job_id}"} if (
-                    step is JobStatus.RUNNING) else {}
-                if step is JobStatus.COMPLETED:
-                    extra["completed_at"] = time.time() if at is None else at
-                st.transition(job_id, step, **extra)
-        elif status is JobStatus.FAILED:
-            st.transition(job_id, status, error=JobError("x", "failed"))
-        else:
-            st.transition(job_id, status)
-
-
-def recorded(home: Path) -> int:
-    if not (home / "sora.db").exists():
-        return 0
-    with Store.open(home / "sora.db") as st:
-        return len(st.list_jobs(limit=None))
 
 
 # --- the pure rules ------------------------------------------------------------------------
@@ -265,9 +208,9 @@ def test_a_job_over_max_job_cost_is_refused_unless_forced(home: Path, kicks: lis
 def test_the_daily_budget_counts_todays_unfailed_jobs(home: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     add(home, seconds=4)  # $0.40, queued today: counts
-    finish(home, add(home, seconds=12), JobStatus.FAILED)  # failed: not billed
-    finish(home, add(home, seconds=12), JobStatus.CANCELLED)
-    finish(home, add(home, seconds=4))  # completed today: counts ($0.40)
+    walk(home, add(home, seconds=12), JobStatus.FAILED)  # failed: not billed
+    walk(home, add(home, seconds=12), JobStatus.CANCELLED)
+    walk(home, add(home, seconds=4), JobStatus.COMPLETED)  # completed today: counts ($0.40)
     yesterday = local_midnight(time.time()) - 600
     add(home, now=yesterday, seconds=12)  # yesterday's: not today's spend
     monkeypatch.setenv("SORA_MAX_DAILY_COST", "1.5")
@@ -323,11 +266,11 @@ def history(home: Path, tz: Any) -> dict[str, str]:
         "10 days": add(home, seconds=4),  # $0.40, no label
         "unpriced": add(home, model="my-deploy", size="640x480", seconds=4, label="b8"),
     }
-    finish(home, jobs["today"], at=now)
-    finish(home, jobs["2 days"], at=now - 2 * DAY)
-    finish(home, jobs["10 days"], at=now - 10 * DAY)
-    finish(home, jobs["unpriced"], at=now - 1)
-    finish(home, add(home, seconds=12), JobStatus.FAILED)  # not completed: not spend
+    walk(home, jobs["today"], JobStatus.COMPLETED, completed_at=now)
+    walk(home, jobs["2 days"], JobStatus.COMPLETED, completed_at=now - 2 * DAY)
+    walk(home, jobs["10 days"], JobStatus.COMPLETED, completed_at=now - 10 * DAY)
+    walk(home, jobs["unpriced"], JobStatus.COMPLETED, completed_at=now - 1)
+    walk(home, add(home, seconds=12), JobStatus.FAILED)  # not completed: not spend
     add(home, seconds=12)  # queued: not spend
     return jobs
 

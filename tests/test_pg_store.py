@@ -20,6 +20,7 @@ from typing import Any
 import pgtest
 import pytest
 import test_store as portable
+from inproc import run_runner, settings_for
 from test_store import (  # noqa: F401  (collected here, against PostgreSQL)
     test_a_live_lease_is_not_taken,
     test_a_remote_id_owned_by_another_job_is_refused,
@@ -56,9 +57,11 @@ from test_store import (  # noqa: F401  (collected here, against PostgreSQL)
     test_very_ambiguous_prefix_is_cut_short,
     test_wrong_runner_id_is_refused,
 )
+from waits import wait_until
 
 from sora_cli.domain.jobs import JobStatus, VideoRequest
 from sora_cli.errors import InvalidInput, JobNotFound, StoreUnavailable
+from sora_cli.fake.server import FakeServer
 from sora_cli.store.pg import PgDB
 from sora_cli.store.repository import Store
 
@@ -363,145 +366,128 @@ def test_submit_on_sqlite_imports_no_database_library(tmp_path: Path) -> None:
     with Store.open(tmp_path / "sora.db") as s:
         assert [j.prompt for j in s.list_jobs()] == ["a fox"]
         # the runner it started (no network here) records the failure and exits
-        portable_wait(lambda: not s.has_active(), 60)
-
-
-def portable_wait(predicate: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+        wait_until(lambda: not s.has_active(), 60, "the runner to finish")
 
 
 # --- the runner on PostgreSQL, through dropped connections -------------------------------
 
 
 def test_the_runner_carries_on_through_dropped_connections(
-        tmp_path: Path, pg_url: str, pg_database: pgtest.Database) -> None:
-    from test_runner import run_runner, settings_for
-
-    from sora_cli.fake.server import FakeOptions, FakeServer
-
+        tmp_path: Path, pg_url: str, pg_database: pgtest.Database,
+        make_server: Callable[..., FakeServer]) -> None:
     n = 24
-    with FakeServer(FakeOptions(job_seconds=0.3, poll_after_ms=50, video_bytes=20_000)) as fake:
-        s = settings_for(tmp_path, fake, max_in_flight=8, lease_seconds=3.0,
-                         creates_per_minute=10_000)
-        with Store.open(pg_url) as store:
-            jobs = store.add_jobs([VideoRequest(f"clip {i}") for i in range(n)])
-            stop = threading.Event()
-            kills = 0
+    fake = make_server(job_seconds=0.3)
+    s = settings_for(tmp_path, fake, max_in_flight=8, lease_seconds=3.0,
+                     creates_per_minute=10_000)
+    with Store.open(pg_url) as store:
+        jobs = store.add_jobs([VideoRequest(f"clip {i}") for i in range(n)])
+        stop = threading.Event()
+        kills = 0
 
-            def killer() -> None:
-                nonlocal kills
-                while not stop.wait(0.25):
-                    kills += pg_database.terminate_sora_connections()
+        def killer() -> None:
+            nonlocal kills
+            while not stop.wait(0.25):
+                kills += pg_database.terminate_sora_connections()
 
-            thread = threading.Thread(target=killer)
-            thread.start()
-            try:
-                run_runner(s, store, runner_id="host:aa:1:a", timeout=120)
-            finally:
-                stop.set()
-                thread.join()
-            assert kills >= 2
-            for job in jobs:
-                done = store.get(job.id)
-                assert done is not None and done.status is S.COMPLETED, done
-                assert done.sha256 == fake.expected_sha256(done.remote_id or "")
-                assert done.output_host == "host"
-            assert fake.create_count() == n
-            assert all(fake.create_count(f"clip {i}") == 1 for i in range(n))
+        thread = threading.Thread(target=killer)
+        thread.start()
+        try:
+            run_runner(s, store, runner_id="host:aa:1:a", timeout=120)
+        finally:
+            stop.set()
+            thread.join()
+        assert kills >= 2
+        for job in jobs:
+            done = store.get(job.id)
+            assert done is not None and done.status is S.COMPLETED, done
+            assert done.sha256 == fake.expected_sha256(done.remote_id or "")
+            assert done.output_host == "host"
+        assert fake.create_count() == n
+        assert all(fake.create_count(f"clip {i}") == 1 for i in range(n))
 
 
-def test_runner_waits_for_the_store_to_come_back(tmp_path: Path, pg_url: str) -> None:
+def test_runner_waits_for_the_store_to_come_back(tmp_path: Path, pg_url: str,
+                                                 server: FakeServer) -> None:
     """The store is away for a while (every connection refused): the loop backs off
     and finishes the work once it returns."""
-    from test_runner import run_runner, settings_for
-
-    from sora_cli.fake.server import FakeOptions, FakeServer
     from sora_cli.store import pg
 
-    with FakeServer(FakeOptions(job_seconds=0.2, poll_after_ms=50, video_bytes=10_000)) as fake:
-        s = settings_for(tmp_path, fake, lease_seconds=30.0, creates_per_minute=10_000)
-        with Store.open(pg_url) as store:
-            jobs = store.add_jobs([VideoRequest(f"clip {i}") for i in range(4)])
-            conn = store._conn
-            assert isinstance(conn, pg.PgDB)
-            real_url, refusals = conn._url, 0
-            away_until = time.monotonic() + 2.0
+    s = settings_for(tmp_path, server, lease_seconds=30.0, creates_per_minute=10_000)
+    with Store.open(pg_url) as store:
+        jobs = store.add_jobs([VideoRequest(f"clip {i}") for i in range(4)])
+        conn = store._conn
+        assert isinstance(conn, pg.PgDB)
+        real_url, refusals = conn._url, 0
+        away_until = time.monotonic() + 2.0
 
-            def flaky_connect() -> Any:
-                nonlocal refusals
-                if time.monotonic() < away_until:
-                    refusals += 1
-                    raise StoreUnavailable("cannot reach the job store (test: it is away)")
-                return pg.psycopg.connect(real_url, autocommit=True,
-                                          application_name="sora")
+        def flaky_connect() -> Any:
+            nonlocal refusals
+            if time.monotonic() < away_until:
+                refusals += 1
+                raise StoreUnavailable("cannot reach the job store (test: it is away)")
+            return pg.psycopg.connect(real_url, autocommit=True,
+                                      application_name="sora")
 
-            conn._connect = flaky_connect  # type: ignore[method-assign]
-            assert conn._conn is not None
-            conn._conn.close()  # the next statement finds it gone, and reconnecting fails
-            run_runner(s, store, runner_id="host:aa:1:a", timeout=60)
-            assert refusals >= 2
-            assert all((j2 := store.get(j.id)) and j2.status is S.COMPLETED for j in jobs)
-            assert fake.create_count() == 4
+        conn._connect = flaky_connect  # type: ignore[method-assign]
+        assert conn._conn is not None
+        conn._conn.close()  # the next statement finds it gone, and reconnecting fails
+        run_runner(s, store, runner_id="host:aa:1:a", timeout=60)
+        assert refusals >= 2
+        assert all((j2 := store.get(j.id)) and j2.status is S.COMPLETED for j in jobs)
+        assert server.create_count() == 4
 
 
 
 # --- the team set-up: files across machines, settings ---------------------------------
 
 
-def test_download_on_another_machine(tmp_path: Path, pg_url: str) -> None:
+def test_download_on_another_machine(tmp_path: Path, pg_url: str, server: FakeServer) -> None:
     import hashlib
 
-    from test_runner import run_runner, settings_for
-
     from sora_cli.errors import SoraError
-    from sora_cli.fake.server import FakeOptions, FakeServer
     from sora_cli.services.context import Context
     from sora_cli.services.export import export
 
     share = tmp_path / "share"
     for machine in "abc":
         (tmp_path / machine).mkdir()
-    with FakeServer(FakeOptions(job_seconds=0.2, poll_after_ms=50, video_bytes=30_000)) as fake:
-        machine_a = settings_for(tmp_path / "a", fake, database_url=pg_url,
-                                 shared_videos_dir=str(share))
-        with Store.open(pg_url) as store:
-            [job] = store.add_jobs([VideoRequest("a shared fox")])
-            run_runner(machine_a, store, runner_id="host-a:aa:1:x")
-            done = store.get(job.id)
-            assert done is not None and done.status is S.COMPLETED
-            assert (done.output_path, done.output_host) == (str(share / f"{job.id}.mp4"),
-                                                            "host-a")
-            expected = Path(done.output_path).read_bytes()
-            assert hashlib.sha256(expected).hexdigest() == done.sha256
+    machine_a = settings_for(tmp_path / "a", server, database_url=pg_url,
+                             shared_videos_dir=str(share))
+    with Store.open(pg_url) as store:
+        [job] = store.add_jobs([VideoRequest("a shared fox")])
+        run_runner(machine_a, store, runner_id="host-a:aa:1:x")
+        done = store.get(job.id)
+        assert done is not None and done.status is S.COMPLETED
+        assert (done.output_path, done.output_host) == (str(share / f"{job.id}.mp4"),
+                                                        "host-a")
+        expected = Path(done.output_path).read_bytes()
+        assert hashlib.sha256(expected).hexdigest() == done.sha256
 
-            # Machine B mounts the share at another path: the copy comes from there.
-            share.rename(tmp_path / "share-on-b")
-            (tmp_path / "mnt").symlink_to(tmp_path / "share-on-b")
-            machine_b = settings_for(tmp_path / "b", fake, database_url=pg_url,
-                                     shared_videos_dir=str(tmp_path / "mnt"))
-            ctx = Context(machine_b)
-            try:
-                export(ctx, done, tmp_path / "b" / "from-share.mp4", force=False)
-                assert (tmp_path / "b" / "from-share.mp4").read_bytes() == expected
-                # Machine C sees no copy: fetched from the API while it has not expired.
-                ctx.settings = settings_for(tmp_path / "c", fake, database_url=pg_url)
-                export(ctx, done, tmp_path / "c" / "fetched.mp4", force=False)
-                assert (tmp_path / "c" / "fetched.mp4").read_bytes() == expected
-                # Expired, and no copy readable here: say where the file is.
-                store.update(job.id, expires_at=time.time() - 1)
-                expired = store.get(job.id)
-                assert expired is not None
-                with pytest.raises(SoraError) as info:
-                    export(ctx, expired, tmp_path / "c" / "late.mp4", force=False)
-                message = str(info.value)
-                assert "expired on the server" in message and "on host-a" in message
-                assert done.output_path in message and "shared_videos_dir" in message
-                assert not (tmp_path / "c" / "late.mp4").exists()
-            finally:
-                ctx.close()
+        # Machine B mounts the share at another path: the copy comes from there.
+        share.rename(tmp_path / "share-on-b")
+        (tmp_path / "mnt").symlink_to(tmp_path / "share-on-b")
+        machine_b = settings_for(tmp_path / "b", server, database_url=pg_url,
+                                 shared_videos_dir=str(tmp_path / "mnt"))
+        ctx = Context(machine_b)
+        try:
+            export(ctx, done, tmp_path / "b" / "from-share.mp4", force=False)
+            assert (tmp_path / "b" / "from-share.mp4").read_bytes() == expected
+            # Machine C sees no copy: fetched from the API while it has not expired.
+            ctx.settings = settings_for(tmp_path / "c", server, database_url=pg_url)
+            export(ctx, done, tmp_path / "c" / "fetched.mp4", force=False)
+            assert (tmp_path / "c" / "fetched.mp4").read_bytes() == expected
+            # Expired, and no copy readable here: say where the file is.
+            store.update(job.id, expires_at=time.time() - 1)
+            expired = store.get(job.id)
+            assert expired is not None
+            with pytest.raises(SoraError) as info:
+                export(ctx, expired, tmp_path / "c" / "late.mp4", force=False)
+            message = str(info.value)
+            assert "expired on the server" in message and "on host-a" in message
+            assert done.output_path in message and "shared_videos_dir" in message
+            assert not (tmp_path / "c" / "late.mp4").exists()
+        finally:
+            ctx.close()
 
 
 def test_config_show_masks_the_database_password(tmp_path: Path) -> None:

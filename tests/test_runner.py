@@ -5,49 +5,18 @@ choices, leases, cancellation, pacing and graceful stop."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from inproc import run_runner, settings_for
+from waits import wait_until
 
-from sora_cli.config import Settings
 from sora_cli.domain.jobs import JobStatus, VideoRequest
-from sora_cli.fake.server import FakeOptions, FakeServer, Fault
+from sora_cli.fake.server import FakeServer, Fault
 from sora_cli.providers.client import ApiSettings, VideosClient
 from sora_cli.runner.loop import PollPace, RateLimit, Runner
 from sora_cli.store.repository import Store
-
-
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    with FakeServer(FakeOptions(job_seconds=0.3, poll_after_ms=50, video_bytes=50_000)) as s:
-        yield s
-
-
-def settings_for(tmp_path: Path, server: FakeServer, **kw: object) -> Settings:
-    base: dict[str, object] = dict(
-        home=tmp_path, api_key="sk-test", base_url=server.base_url, poll_min_seconds=0.05,
-        poll_max_seconds=0.5, idle_exit_seconds=0.3, lease_seconds=5.0, request_timeout=5.0,
-        max_retries=2)
-    base.update(kw)
-    (tmp_path / "videos").mkdir(exist_ok=True)
-    return Settings(**base)  # type: ignore[arg-type]
-
-
-def run_runner(settings: Settings, store: Store, *, runner_id: str = "host:1:a",
-               stop_after: float | None = None, timeout: float = 30.0) -> None:
-    async def go() -> None:
-        api = ApiSettings(base_url=settings.base_url, api_key="sk-test",
-                          timeout=settings.request_timeout, max_retries=settings.max_retries)
-        async with VideosClient(api) as client:
-            stop = asyncio.Event()
-            if stop_after is not None:
-                asyncio.get_running_loop().call_later(stop_after, stop.set)
-            runner = Runner(settings, store, client, runner_id=runner_id)
-            await asyncio.wait_for(runner.run(stop), timeout)
-
-    asyncio.run(go())
 
 
 def test_runs_jobs_to_completion_and_exits_when_idle(tmp_path: Path, server: FakeServer) -> None:
@@ -59,7 +28,7 @@ def test_runs_jobs_to_completion_and_exits_when_idle(tmp_path: Path, server: Fak
         done = store.get(job.id)
         assert done is not None and done.status is JobStatus.COMPLETED, done
         assert done.sha256 == server.expected_sha256(done.remote_id or "")
-        assert Path(done.output_path or "").stat().st_size == done.bytes == 50_000
+        assert Path(done.output_path or "").stat().st_size == done.bytes
         assert done.runner_id is None
         kinds = [e.kind for e in store.events(job.id) if e.kind != "http"]
         assert kinds == ["created", "claimed", "submitting", "created", "downloading",
@@ -69,12 +38,10 @@ def test_runs_jobs_to_completion_and_exits_when_idle(tmp_path: Path, server: Fak
     assert server.create_count() == 5
 
 
-def test_moderation_failure_keeps_the_servers_code(tmp_path: Path) -> None:
-    opts = FakeOptions(job_seconds=0.2, poll_after_ms=50, fail_prompt="forbidden")
-    with FakeServer(opts) as server:
-        store = Store.open(tmp_path / "sora.db")
-        (job,) = store.add_jobs([VideoRequest("something forbidden")])
-        run_runner(settings_for(tmp_path, server), store)
+def test_moderation_failure_keeps_the_servers_code(tmp_path: Path, server: FakeServer) -> None:
+    store = Store.open(tmp_path / "sora.db")
+    (job,) = store.add_jobs([VideoRequest("something forbidden")])
+    run_runner(settings_for(tmp_path, server), store)
     failed = store.get(job.id)
     assert failed is not None and failed.status is JobStatus.FAILED
     assert failed.error is not None and failed.error.code == "moderation_blocked"
@@ -107,6 +74,22 @@ def test_unsent_create_is_sent_again_after_checking(tmp_path: Path, server: Fake
     assert "requeued" in [e.kind for e in store.events(job.id)]
 
 
+def test_the_reconcile_pauses_are_the_settings(tmp_path: Path, server: FakeServer) -> None:
+    """A dropped create is looked for reconcile_pause_seconds after it began (the first
+    look finds nothing: `reconcile_wait`), and requeued only after a second look
+    min(request_timeout, settle_max_seconds) later; here 0.4 s and 0.5 s, far below
+    the defaults of 2 s and 10 s, which the upper bounds tell apart."""
+    server.add_faults(Fault("drop", route="create"))
+    store = Store.open(tmp_path / "sora.db")
+    (job,) = store.add_jobs([VideoRequest("paced")])
+    run_runner(settings_for(tmp_path, server, reconcile_pause_seconds=0.4,
+                            settle_max_seconds=0.5), store)
+    at = {e.kind: e.at for e in reversed(store.events(job.id))}  # the first of each kind
+    assert at["submitting"] + 0.4 <= at["reconcile_wait"] < at["submitting"] + 2.0
+    assert at["submitting"] + 0.9 <= at["requeued"] < at["submitting"] + 6.0
+    assert server.create_count("paced") == 1
+
+
 def test_reconcile_skips_videos_owned_by_other_jobs(tmp_path: Path, server: FakeServer) -> None:
     """Two identical prompts, both creates unanswered: each job gets its own video."""
     server.add_faults(Fault("create_then_drop", route="create", times=2))
@@ -119,45 +102,45 @@ def test_reconcile_skips_videos_owned_by_other_jobs(tmp_path: Path, server: Fake
     assert server.create_count("twin") == 2
 
 
-def test_cancelled_job_stops_being_worked(tmp_path: Path) -> None:
-    with FakeServer(FakeOptions(job_seconds=30, poll_after_ms=50)) as server:
-        store = Store.open(tmp_path / "sora.db")
-        (job,) = store.add_jobs([VideoRequest("long one")])
+def test_cancelled_job_stops_being_worked(tmp_path: Path,
+                                          make_server: Callable[..., FakeServer]) -> None:
+    server = make_server(job_seconds=30)
+    store = Store.open(tmp_path / "sora.db")
+    (job,) = store.add_jobs([VideoRequest("long one")])
 
-        async def cancel_when_running() -> None:
-            other = Store.open(tmp_path / "sora.db")
-            deadline = time.monotonic() + 20
-            while (j := other.get(job.id)) and j.status is not JobStatus.RUNNING:
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.05)
-            other.transition(job.id, JobStatus.CANCELLED, release=True)
+    def cancel_when_running() -> None:
+        other = Store.open(tmp_path / "sora.db")
+        wait_until(lambda: (j := other.get(job.id)) and j.status is JobStatus.RUNNING, 20,
+                   "the job to run")
+        other.transition(job.id, JobStatus.CANCELLED, release=True)
 
-        async def go() -> None:
-            s = settings_for(tmp_path, server, lease_seconds=0.3)
-            async with VideosClient(ApiSettings(base_url=server.base_url, api_key="k")) as c:
-                runner = Runner(s, store, c, runner_id="host:1:a")
-                await asyncio.wait_for(
-                    asyncio.gather(runner.run(asyncio.Event()), cancel_when_running()), 30)
+    async def go() -> None:
+        s = settings_for(tmp_path, server, lease_seconds=0.3)
+        async with VideosClient(ApiSettings(base_url=server.base_url, api_key="k")) as c:
+            runner = Runner(s, store, c, runner_id="host:1:a")
+            await asyncio.wait_for(asyncio.gather(runner.run(asyncio.Event()),
+                                                  asyncio.to_thread(cancel_when_running)), 30)
 
-        asyncio.run(go())
+    asyncio.run(go())
     cancelled = store.get(job.id)
     assert cancelled is not None and cancelled.status is JobStatus.CANCELLED
     assert server.create_count() == 1
 
 
-def test_graceful_stop_leaves_work_resumable(tmp_path: Path) -> None:
-    with FakeServer(FakeOptions(job_seconds=1.5, poll_after_ms=50)) as server:
-        s = settings_for(tmp_path, server)
-        store = Store.open(tmp_path / "sora.db")
-        (job,) = store.add_jobs([VideoRequest("interrupted")])
-        run_runner(s, store, stop_after=0.5)
-        mid = store.get(job.id)
-        assert mid is not None and mid.status is JobStatus.RUNNING
-        assert mid.runner_id is None  # released at once, not left to expire
-        run_runner(s, store, runner_id="host:2:b")
-        done = store.get(job.id)
-        assert done is not None and done.status is JobStatus.COMPLETED
-        assert server.create_count() == 1
+def test_graceful_stop_leaves_work_resumable(tmp_path: Path,
+                                             make_server: Callable[..., FakeServer]) -> None:
+    server = make_server(job_seconds=1.5)
+    s = settings_for(tmp_path, server)
+    store = Store.open(tmp_path / "sora.db")
+    (job,) = store.add_jobs([VideoRequest("interrupted")])
+    run_runner(s, store, stop_after=0.5)
+    mid = store.get(job.id)
+    assert mid is not None and mid.status is JobStatus.RUNNING
+    assert mid.runner_id is None  # released at once, not left to expire
+    run_runner(s, store, runner_id="host:2:b")
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.COMPLETED
+    assert server.create_count() == 1
 
 
 def test_expired_lease_of_a_dead_runner_is_taken_over(tmp_path: Path, server: FakeServer) -> None:

@@ -8,121 +8,46 @@ wait on conditions, never on sleeps.
 from __future__ import annotations
 
 import json
-import os
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from clirun import Cli, sora
+from clirun import sora
+from seed import add, walk
+from waits import Seen, meanwhile
 
 from sora_cli.cli import watch as watch_mod
-from sora_cli.domain.jobs import Job, JobError, JobStatus, VideoRequest
+from sora_cli.domain.jobs import Job, JobStatus
 from sora_cli.services import waiting as services
 from sora_cli.services.context import Context
-from sora_cli.store.repository import Store
 
-KEY = "sk-test-0123456789abcdef"
-DEADLINE = 10.0
-Seen = dict[str, tuple[JobStatus, int]]  # what one snapshot showed: id -> (status, progress)
+pytestmark = pytest.mark.usefixtures("home")
 
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("OPENAI_", "SORA_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SORA_HOME", str(tmp_path))
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    return tmp_path
-
-
-@pytest.fixture(autouse=True)
-def kicks(cli: Cli) -> list[Path]:
-    """Runner starts, recorded instead of spawned."""
-    return cli.kicks
-
-
-class Spy:
-    """Every snapshot `watch` was given; another thread can wait for one that matches."""
-
-    def __init__(self) -> None:
-        self.seen: list[Seen] = []
-        self._cond = threading.Condition()
-
-    def add(self, changed: list[Job], active: list[Job]) -> None:
-        with self._cond:
-            self.seen.append({j.id: (j.status, j.progress) for j in [*changed, *active]})
-            self._cond.notify_all()
-
-    def wait_for(self, check: Callable[[Seen], bool]) -> None:
-        with self._cond:
-            assert self._cond.wait_for(lambda: any(check(s) for s in self.seen), DEADLINE), (
-                self.seen)
+Shown = dict[str, tuple[JobStatus, int]]  # what one snapshot showed: id -> (status, progress)
+Spy = Seen[Shown]  # the snapshots `watch` was given
 
 
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
-    seen = Spy()
+    """Every snapshot `watch` was given (polling every 20 ms)."""
+    seen: Spy = Seen()
     real = services.watch_active
 
-    def watch_active(ctx: Context, **kw: Any) -> Iterator[tuple[list[Job],
-                                                                         list[Job]]]:
+    def watch_active(ctx: Context, **kw: Any) -> Iterator[tuple[list[Job], list[Job]]]:
         for changed, active in real(ctx, **kw, interval=0.02):
-            seen.add(changed, active)
+            seen.add({j.id: (j.status, j.progress) for j in [*changed, *active]})
             yield changed, active
 
     monkeypatch.setattr(watch_mod, "watch_active", watch_active)
     return seen
 
 
-
-
-@contextmanager
-def meanwhile(act: Callable[[], None]) -> Iterator[None]:
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            act()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    yield
-    thread.join(DEADLINE)
-    assert not thread.is_alive()
-    if errors:
-        raise errors[0]
-
-
-def add(home: Path, prompt: str = "a fox", label: str | None = None) -> str:
-    with Store.open(home / "sora.db") as st:
-        return st.add_jobs([VideoRequest(prompt=prompt, label=label)])[0].id
-
-
-def move(home: Path, job_id: str, *steps: JobStatus, **fields: Any) -> None:
-    with Store.open(home / "sora.db") as st:
-        for step in steps:
-            extra: dict[str, Any] = {"remote_id": f"video_{job_id}"} if (
-                step is JobStatus.RUNNING) else {}
-            if step is JobStatus.FAILED:
-                extra["error"] = JobError("moderation_blocked", "blocked by moderation")
-            st.transition(job_id, step, **extra, **(fields if step is steps[-1] else {}))
-
-
-TO_RUNNING = (JobStatus.SUBMITTING, JobStatus.RUNNING)
-TO_DONE = (JobStatus.DOWNLOADING, JobStatus.COMPLETED)
-
-
-def shows(job_id: str, status: JobStatus, progress: int = 0) -> Callable[[Seen], bool]:
+def shows(job_id: str, status: JobStatus, progress: int = 0) -> Callable[[Shown], bool]:
     return lambda s: s.get(job_id) == (status, progress)
 
 
-def after(spy: Spy, check: Callable[[Seen], bool], *acts: Callable[[], None]
+def after(spy: Spy, check: Callable[[Shown], bool], *acts: Callable[[], None]
           ) -> Callable[[], None]:
     """The runner's part: once `watch` has shown `check`, do `acts`."""
     def act() -> None:
@@ -136,7 +61,7 @@ def after(spy: Spy, check: Callable[[Seen], bool], *acts: Callable[[], None]
 
 
 def test_nothing_active_exits_0_at_once(home: Path) -> None:
-    move(home, add(home), JobStatus.CANCELLED)
+    walk(home, add(home), JobStatus.CANCELLED)
     r = sora("watch")
     assert (r.exit_code, r.stdout, r.stderr) == (0, "", "sora: no active jobs\n")
 
@@ -147,10 +72,10 @@ def test_a_line_per_change_until_nothing_is_active(home: Path, spy: Spy,
 
     def runner() -> None:
         spy.wait_for(shows(b, JobStatus.QUEUED))
-        move(home, a, *TO_RUNNING, progress=40)
+        walk(home, a, JobStatus.RUNNING, progress=40)
         spy.wait_for(shows(a, JobStatus.RUNNING, 40))
-        move(home, a, *TO_DONE, progress=100)
-        move(home, b, JobStatus.FAILED)
+        walk(home, a, JobStatus.COMPLETED, progress=100)
+        walk(home, b, JobStatus.FAILED)
 
     with meanwhile(runner):
         r = sora("watch", "--timeout", "20")
@@ -167,7 +92,7 @@ def test_a_line_per_change_until_nothing_is_active(home: Path, spy: Spy,
 def test_json_and_quiet_lines(home: Path, spy: Spy) -> None:
     a = add(home)
     with meanwhile(after(spy, shows(a, JobStatus.QUEUED),
-                         lambda: move(home, a, *TO_RUNNING, *TO_DONE, progress=100))):
+                         lambda: walk(home, a, JobStatus.COMPLETED, progress=100))):
         r = sora("watch", "--json")
     rows = [json.loads(x) for x in r.stdout.splitlines()]
     assert rows[0]["id"] == a and rows[0]["status"] == "queued"
@@ -175,7 +100,7 @@ def test_json_and_quiet_lines(home: Path, spy: Spy) -> None:
     assert {"id", "status", "progress", "estimated_cost_usd", "label"} <= rows[0].keys()
     b = add(home)
     with meanwhile(after(spy, shows(b, JobStatus.QUEUED),
-                         lambda: move(home, b, JobStatus.CANCELLED))):
+                         lambda: walk(home, b, JobStatus.CANCELLED))):
         r = sora("watch", "-q")
     assert r.stdout.split() == [b, b]  # queued, then cancelled
 
@@ -183,7 +108,7 @@ def test_json_and_quiet_lines(home: Path, spy: Spy) -> None:
 def test_label_limits_what_is_watched(home: Path, spy: Spy) -> None:
     mine, other = add(home, label="batch-7"), add(home, label="batch-8")
     with meanwhile(after(spy, shows(mine, JobStatus.QUEUED),
-                         lambda: move(home, mine, JobStatus.CANCELLED))):
+                         lambda: walk(home, mine, JobStatus.CANCELLED))):
         r = sora("watch", "--label", "batch-7")
     assert r.exit_code == 0
     assert other not in r.stdout and r.stdout.split()[0] == mine
@@ -220,8 +145,8 @@ def test_on_a_terminal_a_live_table(home: Path, spy: Spy,
     monkeypatch.setattr(watch_mod, "use_colour", lambda stream: True)
     a, b = add(home, "a corgi surfing", label="b7"), add(home, "a paper boat")
     with meanwhile(after(spy, shows(b, JobStatus.QUEUED),
-                         lambda: move(home, a, *TO_RUNNING, *TO_DONE, progress=100),
-                         lambda: move(home, b, JobStatus.FAILED))):
+                         lambda: walk(home, a, JobStatus.COMPLETED, progress=100),
+                         lambda: walk(home, b, JobStatus.FAILED))):
         r = sora("watch")
     assert r.exit_code == 0, r.stderr
     assert "\x1b[?25l" in r.stdout  # the cursor hidden while the table is redrawn in place
@@ -235,7 +160,7 @@ def test_no_colour_with_no_color(home: Path, spy: Spy, monkeypatch: pytest.Monke
     monkeypatch.setenv("NO_COLOR", "1")
     a = add(home)
     with meanwhile(after(spy, shows(a, JobStatus.QUEUED),
-                         lambda: move(home, a, *TO_RUNNING, *TO_DONE, progress=100))):
+                         lambda: walk(home, a, JobStatus.COMPLETED, progress=100))):
         r = sora("watch")
     assert f"job {a} completed" in r.stdout
     assert "\x1b[32m" not in r.stdout and "\x1b[31m" not in r.stdout
