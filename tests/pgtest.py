@@ -1,8 +1,9 @@
 """PostgreSQL for the tests: the server the machine provides on 127.0.0.1:5432.
 
-Each test session creates a fresh database (`sora_test_<random>`) and drops it at
-the end; each test that asks for `pg_url` gets a fresh schema in it (a URL whose
-`search_path` names the schema), so no test sees another's rows or leftovers.
+Each test session creates a fresh database (`sora_test_<worker>_<random>`) and drops
+it at the end; under pytest-xdist every worker is a session of its own, so workers
+never share one. Each test that asks for `pg_url` gets a fresh schema in it (a URL
+whose `search_path` names the schema), so no test sees another's rows or leftovers.
 
 When no server answers, the PostgreSQL tests skip with the reason, unless the
 environment has `CI` set: then they fail (CI must not pass by skipping them).
@@ -95,8 +96,10 @@ def schema_url(url: str, schema: str) -> str:
 
 @contextmanager
 def fresh_database(admin_url: str = ADMIN_URL, *, create_options: str = "") -> Iterator[Database]:
-    """CREATE DATABASE sora_test_<random> ...; DROP it (kicking out stragglers) after."""
-    name = f"sora_test_{secrets.token_hex(6)}"
+    """CREATE DATABASE sora_test_<worker>_<random> ...; DROP it (kicking out stragglers)
+    after. The worker is pytest-xdist's (gw0, gw1...), or `main` without xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"sora_test_{worker if worker.isalnum() else 'main'}_{secrets.token_hex(6)}"
     with _connect(admin_url) as admin:
         admin.execute(f"CREATE DATABASE {name} {create_options}")
     try:

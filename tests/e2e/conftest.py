@@ -8,22 +8,55 @@ from pathlib import Path
 
 import pytest
 
-from .harness import FakeProc, Sora, make_env, start_fake, stop_proc
+from .harness import FakeProc, MakeFake, MakeSora, Sora, make_env, start_fake, stop_proc
+
+# Quick jobs (0.5 s) and small videos; prompts with "forbidden" end failed (moderation).
+QUICK = ("--job-seconds", "0.5", "--poll-after-ms", "100", "--video-bytes", "20000",
+         "--fail-prompt", "forbidden")
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeProc]:
-    server = start_fake("--job-seconds", "1", "--poll-after-ms", "100")
-    yield server
-    stop_proc(server.proc)
+def make_fake() -> Iterator[MakeFake]:
+    """Start `sora fake-server ARGS` (scheme="https" for a TLS one); each is stopped at
+    teardown."""
+    started: list[FakeProc] = []
+
+    def make(*args: str, scheme: str = "http") -> FakeProc:
+        fake = start_fake(*args, scheme=scheme)
+        started.append(fake)
+        return fake
+
+    yield make
+    for fake in started:
+        stop_proc(fake.proc)
 
 
 @pytest.fixture
-def sora(tmp_path: Path, fake: FakeProc) -> Iterator[Sora]:
-    work = tmp_path / "work"
-    work.mkdir()
-    s = Sora(tmp_path / "home", make_env(tmp_path / "home", fake.base_url), work)
-    yield s
-    s.stop_runner()
+def make_sora(tmp_path: Path) -> Iterator[MakeSora]:
+    """A `sora` of its own (tmp_path/homeN, run in tmp_path/workN) for a fake server (or
+    a base URL), with `env` over harness.make_env's; its runner is stopped at teardown."""
+    made: list[Sora] = []
+
+    def make(fake: FakeProc | str, **env: str) -> Sora:
+        home, work = tmp_path / f"home{len(made)}", tmp_path / f"work{len(made)}"
+        work.mkdir()
+        url = fake if isinstance(fake, str) else fake.base_url
+        s = Sora(home, make_env(home, url, **env), work)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.stop_runner()
 
 
+@pytest.fixture
+def fake(make_fake: MakeFake) -> FakeProc:
+    """A QUICK fake server."""
+    return make_fake(*QUICK)
+
+
+@pytest.fixture
+def sora(make_sora: MakeSora, fake: FakeProc) -> Sora:
+    """A `sora` for `fake`."""
+    return make_sora(fake)

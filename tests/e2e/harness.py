@@ -12,26 +12,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from waits import wait_until
+
+from sora_cli.runner.spawn import runner_alive, runner_info
+
 SORA = str(Path(sys.executable).with_name("sora"))
 TEST_KEY = "sk-e2e-test-secret-key-0123456789"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -61,14 +53,16 @@ class FakeProc:
         return str(self.get(f"/_fake/sha256/{video_id}")["sha256"])
 
 
-def start_fake(*args: str) -> FakeProc:
+def start_fake(*args: str, scheme: str = "http") -> FakeProc:
+    """`sora fake-server ARGS` on a free port (https with --tls-cert); it exits by itself
+    after 300 s without a request."""
     proc = subprocess.Popen(
         [SORA, "fake-server", "--port", "0", "--idle-exit", "300", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
-    assert line.startswith("http://127.0.0.1:"), f"fake-server said {line!r}"
+    assert line.startswith(f"{scheme}://127.0.0.1:"), f"fake-server said {line!r}"
     return FakeProc(proc, line)
 
 
@@ -96,6 +90,14 @@ class Sora:
         return subprocess.run([SORA, *args], input=input, capture_output=True, text=True,
                               env={**self.env, **(env or {})}, cwd=self.cwd, timeout=timeout)
 
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """`sora ARGS` in the background (pipes for stdout and stderr), stopped by
+        stop_runner if it is still running then."""
+        proc = subprocess.Popen([SORA, *args], env=self.env, cwd=self.cwd, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.started.append(proc)
+        return proc
+
     def ok(self, *args: str, **kw: Any) -> str:
         r = self.run(*args, **kw)
         assert r.returncode == 0, f"sora {' '.join(args)} -> {r.returncode}: {r.stderr}"
@@ -113,27 +115,44 @@ class Sora:
                               env={**self.env, "PATH": path}, cwd=self.cwd, timeout=timeout)
 
     def stop_runner(self) -> None:
-        info = self.runner()
-        if info["running"]:
+        for proc in self.started:
+            stop_proc(proc)
+        r = self.run("runner", "status", "--json")
+        if r.returncode == 0 and json.loads(r.stdout)["running"]:  # a broken store: no runner
             self.run("runner", "stop", "--timeout", "20")
 
 
+MakeFake = Callable[..., FakeProc]  # conftest's make_fake
+MakeSora = Callable[..., Sora]  # conftest's make_sora
+
+
 def make_env(home: Path, base_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a `sora` with this home and API: quick polls, an idle exit
+    after 3 s, no rate limit to speak of, and an unanswered create looked up 0.2 s after
+    it began and settled 0.5 s later (the fake makes a video before it answers, or
+    drops, a create; a test of a late create says how long to wait). Leases are long:
+    a killed runner's jobs must be taken over at once (its lock is free), not when the
+    lease ends. No inherited CA settings; `extra` wins."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OPENAI_", "SORA_", "PYTEST_"))}
+           if not k.startswith(("OPENAI_", "SORA_", "PYTEST_", "SSL_CERT_"))}
     env.update(
         SORA_HOME=str(home), OPENAI_BASE_URL=base_url, OPENAI_API_KEY=TEST_KEY,
         SORA_POLL_MIN_SECONDS="0.1", SORA_POLL_MAX_SECONDS="1", SORA_IDLE_EXIT_SECONDS="3",
-        SORA_LEASE_SECONDS="6", NO_COLOR="1",
+        SORA_LEASE_SECONDS="300", SORA_MAX_IN_FLIGHT="8", SORA_CREATES_PER_MINUTE="100000",
+        SORA_RECONCILE_PAUSE_SECONDS="0.2", SORA_SETTLE_MAX_SECONDS="0.5", NO_COLOR="1",
     )
     env.update(extra)
     return env
 
 
 def kill_runner(s: Sora) -> int:
-    pid = int(s.runner()["pid"])
+    """SIGKILL the live runner (found, like `sora runner status` finds it, by its lock
+    file: no process to start while the moment lasts) and wait for its lock to drop."""
+    pid = runner_pid(s)
+    assert pid is not None, "no runner to kill"
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not s.runner()["running"], 10, "the killed runner's lock to drop")
+    wait_until(lambda: not runner_alive(s.home / "runner.lock"), 10,
+               "the killed runner's lock to drop")
     return pid
 
 
@@ -142,27 +161,44 @@ def kill_runner(s: Sora) -> int:
 CRASH_ENV = "SORA_TEST_CRASH_AT"  # the runner's test-only crash seam (see sora_cli/runner/steps.py)
 
 
-def job_events(s: Sora, job_id: str) -> list[dict[str, Any]]:
-    """A job's events, read from the store file without writing to it."""
+def read_store(s: Sora, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Rows of the job store, read from its file without writing to it and without
+    starting a process (cheap enough to poll; none before the store exists)."""
     import sqlite3
 
+    if not (s.home / "sora.db").exists():
+        return []
     conn = sqlite3.connect(f"file:{s.home / 'sora.db'}?mode=ro", uri=True, timeout=30)
     try:
         conn.row_factory = sqlite3.Row
-        rows = conn.execute("SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,))
-        return [dict(r) for r in rows]
+        return [dict(r) for r in conn.execute(sql, params)]
     finally:
         conn.close()
 
 
+def job_events(s: Sora, job_id: str) -> list[dict[str, Any]]:
+    return read_store(s, "SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,))
+
+
+def stored_job(s: Sora, job_id: str) -> dict[str, Any] | None:
+    """The job's row in the store (its columns: status, poll_count, error_code...)."""
+    rows = read_store(s, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+    return rows[0] if rows else None
+
+
 def runner_pid(s: Sora) -> int | None:
-    info = s.runner()
-    return int(info["pid"]) if info["running"] else None
+    """The pid the live runner wrote into its lock file (None when none holds it)."""
+    info = runner_info(s.home / "runner.lock")
+    return int(info["pid"]) if info and info.get("pid") else None
 
 
 def wait_job(s: Sora, job_id: str, check: Callable[[dict[str, Any]], bool],
              timeout: float = 60.0, what: str = "the job") -> dict[str, Any]:
-    return dict(wait_for(lambda: (j := s.job(job_id)) and check(j) and j, timeout, what))
+    """Wait until `check` holds for the job's row (`stored_job`); then the job as
+    `sora status --json` shows it."""
+    wait_until(lambda: (row := stored_job(s, job_id)) is not None and check(row), timeout,
+               what)
+    return s.job(job_id)
 
 
 def assert_saved_once(s: Sora, fake: FakeProc, job_id: str) -> dict[str, Any]:
@@ -176,23 +212,6 @@ def assert_saved_once(s: Sora, fake: FakeProc, job_id: str) -> dict[str, Any]:
     assert creates == 1, f"{creates} creates for one job"
     assert not list(s.home.glob("videos/*.partial")), "a partial file was left behind"
     return job
-
-
-def stop_all(procs: list[subprocess.Popen[str]]) -> None:
-    for proc in procs:
-        stop_proc(proc)
-
-
-def start_fake_url(*args: str, scheme: str = "http") -> FakeProc:
-    """Like start_fake, for servers whose URL is not plain http (TLS)."""
-    proc = subprocess.Popen(
-        [SORA, "fake-server", "--port", "0", "--idle-exit", "300", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    assert line.startswith(f"{scheme}://127.0.0.1:"), f"fake-server said {line!r}"
-    return FakeProc(proc, line)
 
 
 def limited(*, file_size: int | None = None, no_root_powers: bool = False

@@ -10,17 +10,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from waits import wait_until
 
 from .harness import (
     SORA,
     TEST_KEY,
     FakeProc,
+    MakeFake,
+    MakeSora,
     Sora,
     kill_runner,
-    make_env,
-    start_fake,
-    stop_proc,
-    wait_for,
+    stored_job,
 )
 
 pytestmark = pytest.mark.e2e
@@ -62,44 +62,33 @@ def test_scripting_pipeline_with_xargs(sora: Sora, fake: FakeProc) -> None:
     assert "submitted" in r.stderr  # the id went to stderr
 
 
-def test_moderation_failure_is_reported_and_kept(tmp_path: Path) -> None:
-    fake = start_fake("--job-seconds", "0.5", "--poll-after-ms", "100",
-                      "--fail-prompt", "forbidden")
-    try:
-        s = Sora(tmp_path / "h", make_env(tmp_path / "h", fake.base_url), tmp_path)
-        job_id = s.ok("submit", "something forbidden").strip()
-        r = s.run("wait", job_id)
-        assert r.returncode == 1
-        assert "moderation_blocked" in r.stderr and job_id in r.stderr
+def test_moderation_failure_is_reported_and_kept(sora: Sora) -> None:
+    job_id = sora.ok("submit", "something forbidden").strip()
+    r = sora.run("wait", job_id)
+    assert r.returncode == 1
+    assert "moderation_blocked" in r.stderr and job_id in r.stderr
+    job = sora.job(job_id)
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "moderation_blocked"
+    assert "moderation" in job["error"]["message"]
+    assert sora.run("status", job_id).returncode == 0  # status exits 0 whatever the state
+
+
+def test_injected_errors_never_duplicate_creates(make_fake: MakeFake,
+                                                 make_sora: MakeSora) -> None:
+    fake = make_fake("--job-seconds", "0.5", "--poll-after-ms", "100",
+                     "--error-rate", "0.25", "--seed", "7")
+    s = make_sora(fake, SORA_MAX_IN_FLIGHT="4")
+    ids = [s.ok("submit", "-q", f"clip number {n}").strip() for n in range(6)]
+    r = s.run("wait", *ids, "--timeout", "90")
+    assert r.returncode == 0, r.stderr
+    for job_id in ids:
         job = s.job(job_id)
-        assert job["status"] == "failed"
-        assert job["error"]["code"] == "moderation_blocked"
-        assert "moderation" in job["error"]["message"]
-        assert s.run("status", job_id).returncode == 0  # status exits 0 whatever the state
-        s.stop_runner()
-    finally:
-        stop_proc(fake.proc)
-
-
-def test_injected_errors_never_duplicate_creates(tmp_path: Path) -> None:
-    fake = start_fake("--job-seconds", "0.5", "--poll-after-ms", "100",
-                      "--error-rate", "0.25", "--seed", "7")
-    try:
-        s = Sora(tmp_path / "h", make_env(tmp_path / "h", fake.base_url,
-                                          SORA_MAX_IN_FLIGHT="4"), tmp_path)
-        ids = [s.ok("submit", "-q", f"clip number {n}").strip() for n in range(6)]
-        r = s.run("wait", *ids, "--timeout", "90")
-        assert r.returncode == 0, r.stderr
-        for job_id in ids:
-            job = s.job(job_id)
-            assert job["status"] == "completed", job
-            assert job["sha256"] == fake.sha256(job["remote_id"])
-        stats = fake.stats()
-        assert stats["creates"] == 6
-        assert all(n == 1 for n in stats["creates_by_prompt"].values())
-        s.stop_runner()
-    finally:
-        stop_proc(fake.proc)
+        assert job["status"] == "completed", job
+        assert job["sha256"] == fake.sha256(job["remote_id"])
+    stats = fake.stats()
+    assert stats["creates"] == 6
+    assert all(n == 1 for n in stats["creates_by_prompt"].values())
 
 
 @pytest.mark.parametrize("action", ["create_then_drop", "create_then_error"])
@@ -116,21 +105,19 @@ def test_ambiguous_create_is_reconciled_not_resent(sora: Sora, fake: FakeProc,
     assert kinds  # the job is readable; its history is checked in the store tests
 
 
-def test_runner_killed_mid_job_is_resumed_by_next_command(tmp_path: Path) -> None:
-    fake = start_fake("--job-seconds", "3", "--poll-after-ms", "100")
-    try:
-        s = Sora(tmp_path / "h", make_env(tmp_path / "h", fake.base_url), tmp_path)
-        job_id = s.ok("submit", "survive a crash").strip()
-        wait_for(lambda: s.job(job_id)["status"] == "running", 30, "the job to be running")
-        kill_runner(s)
-        assert s.job(job_id)["status"] == "running"  # left as it was
-        out = s.ok("wait", job_id, "--download", "--timeout", "60")
-        assert Path(s.cwd, out.strip()).exists()
-        assert s.job(job_id)["status"] == "completed"
-        assert fake.stats()["creates"] == 1
-        s.stop_runner()
-    finally:
-        stop_proc(fake.proc)
+def test_runner_killed_mid_job_is_resumed_by_next_command(make_fake: MakeFake,
+                                                           make_sora: MakeSora) -> None:
+    fake = make_fake("--job-seconds", "3", "--poll-after-ms", "100")
+    s = make_sora(fake)
+    job_id = s.ok("submit", "survive a crash").strip()
+    wait_until(lambda: (j := stored_job(s, job_id)) and j["status"] == "running", 30,
+               "the job to be running")
+    kill_runner(s)
+    assert s.job(job_id)["status"] == "running"  # left as it was
+    out = s.ok("wait", job_id, "--download", "--timeout", "60")
+    assert Path(s.cwd, out.strip()).exists()
+    assert s.job(job_id)["status"] == "completed"
+    assert fake.stats()["creates"] == 1
 
 
 def test_twenty_parallel_submits(sora: Sora, fake: FakeProc) -> None:
@@ -149,41 +136,36 @@ def test_twenty_parallel_submits(sora: Sora, fake: FakeProc) -> None:
     assert fake.stats()["creates"] == 20
 
 
-def test_rejected_key_fails_the_job_with_the_servers_words(tmp_path: Path) -> None:
-    fake = start_fake("--job-seconds", "0.5", "--api-key", "sk-the-right-one")
-    try:
-        s = Sora(tmp_path / "h", make_env(tmp_path / "h", fake.base_url), tmp_path)
-        job_id = s.ok("submit", "no entry").strip()
-        r = s.run("wait", job_id, "--timeout", "30")
-        assert r.returncode == 4, (r.returncode, r.stderr)
-        job = s.job(job_id)
-        assert job["status"] == "failed" and job["error"]["http_status"] == 401
-        assert job["error"]["request_id"].startswith("req_")
-        assert fake.stats()["creates"] == 0
-        s.stop_runner()
-    finally:
-        stop_proc(fake.proc)
+def test_rejected_key_fails_the_job_with_the_servers_words(make_fake: MakeFake,
+                                                            make_sora: MakeSora) -> None:
+    fake = make_fake("--job-seconds", "0.5", "--api-key", "sk-the-right-one")
+    s = make_sora(fake)
+    job_id = s.ok("submit", "no entry").strip()
+    r = s.run("wait", job_id, "--timeout", "30")
+    assert r.returncode == 4, (r.returncode, r.stderr)
+    job = s.job(job_id)
+    assert job["status"] == "failed" and job["error"]["http_status"] == 401
+    assert job["error"]["request_id"].startswith("req_")
+    assert fake.stats()["creates"] == 0
 
 
-def test_unreachable_base_url_fails_clearly(tmp_path: Path) -> None:
+def test_unreachable_base_url_fails_clearly(make_sora: MakeSora) -> None:
     import socket
 
     with socket.socket() as sock:  # a port that was free a moment ago: nothing listens
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = make_env(tmp_path / "h", f"http://127.0.0.1:{port}/v1", SORA_MAX_RETRIES="1")
-    s = Sora(tmp_path / "h", env, tmp_path)
+    s = make_sora(f"http://127.0.0.1:{port}/v1", SORA_MAX_RETRIES="1")
     job_id = s.ok("submit", "into the void").strip()
     r = s.run("wait", job_id, "--timeout", "60")
     assert r.returncode == 1
     assert "cannot reach" in r.stderr or "connect" in r.stderr.lower()
     assert s.job(job_id)["error"]["code"] == "unreachable"
-    s.stop_runner()
 
 
 def test_runner_is_single_idles_out_and_keeps_the_key_secret(sora: Sora, fake: FakeProc) -> None:
     job_id = sora.ok("submit", "a secret-keeping job").strip()
-    info = wait_for(lambda: sora.runner() if sora.runner()["running"] else None, 10, "runner")
+    info = wait_until(lambda: sora.runner() if sora.runner()["running"] else None, 10, "runner")
     cmdline = Path(f"/proc/{info['pid']}/cmdline").read_bytes()
     assert TEST_KEY.encode() not in cmdline
     # a second runner started by hand finds the lock taken and exits quietly
@@ -191,7 +173,7 @@ def test_runner_is_single_idles_out_and_keeps_the_key_secret(sora: Sora, fake: F
                             text=True, timeout=30)
     assert (second.returncode, second.stdout, second.stderr) == (0, "", "")
     assert sora.run("wait", job_id, "--download").returncode == 0
-    wait_for(lambda: not sora.runner()["running"], 30, "the idle runner to exit")
+    wait_until(lambda: not sora.runner()["running"], 30, "the idle runner to exit")
     for path in sora.home.rglob("*"):
         if path.is_file():
             assert TEST_KEY.encode() not in path.read_bytes(), path
@@ -201,7 +183,7 @@ def test_runner_is_single_idles_out_and_keeps_the_key_secret(sora: Sora, fake: F
 
 def test_stale_lock_never_blocks_a_new_runner(sora: Sora, fake: FakeProc) -> None:
     sora.ok("runner", "start")
-    wait_for(lambda: sora.runner()["running"], 10, "runner start")
+    wait_until(lambda: sora.runner()["running"], 10, "runner start")
     kill_runner(sora)
     job_id = sora.ok("submit", "after a crash").strip()
     assert sora.run("wait", job_id, "--timeout", "60").returncode == 0

@@ -10,67 +10,41 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
+from waits import wait_until
+
+from sora_cli.runner.spawn import runner_alive
 
 from .harness import (
     CRASH_ENV,
-    FakeProc,
+    MakeFake,
+    MakeSora,
     Sora,
     assert_saved_once,
     job_events,
     kill_runner,
-    make_env,
     proc_memory_kib,
+    read_store,
     runner_pid,
-    start_fake,
-    stop_proc,
-    wait_for,
+    stored_job,
     wait_job,
 )
 
 pytestmark = pytest.mark.e2e
 
-MakeFake = Callable[..., FakeProc]
-MakeSora = Callable[..., Sora]
-
-
-@pytest.fixture
-def make_fake() -> Iterator[MakeFake]:
-    started: list[FakeProc] = []
-
-    def make(*args: str) -> FakeProc:
-        fake = start_fake(*args)
-        started.append(fake)
-        return fake
-
-    yield make
-    for fake in started:
-        stop_proc(fake.proc)
-
-
-@pytest.fixture
-def make_sora(tmp_path: Path) -> Iterator[MakeSora]:
-    made: list[Sora] = []
-
-    def make(fake: FakeProc, **env: str) -> Sora:
-        home = tmp_path / f"home{len(made)}"
-        work = tmp_path / f"work{len(made)}"
-        work.mkdir()
-        # Long leases: a crashed runner's jobs must be taken over at once, not when they end.
-        s = Sora(home, make_env(home, fake.base_url, SORA_LEASE_SECONDS="300", **env), work)
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.stop_runner()
+# A create the server makes late (it stalls 2.5 s first): the runner's own pauses (the
+# defaults, 2 s and up to 10 s) are what keep it from sending such a create again.
+LATE_CREATE = {"SORA_RECONCILE_PAUSE_SECONDS": "2", "SORA_SETTLE_MAX_SECONDS": "10"}
 
 
 def runner_gone(s: Sora) -> bool:
-    return not s.runner()["running"]
+    return not runner_alive(s.home / "runner.lock")
+
+
+def status_of(s: Sora, job_id: str) -> str | None:
+    job = stored_job(s, job_id)
+    return None if job is None else str(job["status"])
 
 
 # -- 1. SIGKILL of the runner in each phase ---------------------------------------------
@@ -89,12 +63,13 @@ def test_runner_killed_at_a_step_boundary_is_resumed(
     s = make_sora(fake, SORA_REQUEST_TIMEOUT="2")
     prompt = f"crash {point}"
     job_id = s.ok("submit", prompt, env={CRASH_ENV: point}).strip()
-    wait_for(lambda: runner_gone(s) and s.job(job_id)["status"] == left_as, 30,
-             f"the runner to die at {point}")
+    wait_until(lambda: runner_gone(s) and status_of(s, job_id) == left_as, 30,
+               f"the runner to die at {point}")
     assert fake.stats()["creates"] == creates
+    assert s.job(job_id)["status"] == left_as
     s.ok("status", job_id)  # any command brings a runner back
-    wait_for(lambda: s.runner()["running"] or s.job(job_id)["status"] == "completed", 15,
-             "a new runner")
+    wait_until(lambda: not runner_gone(s) or status_of(s, job_id) == "completed", 15,
+               "a new runner")
     r = s.run("wait", job_id, "--timeout", "60")
     assert r.returncode == 0, r.stderr
     job = assert_saved_once(s, fake, job_id)
@@ -108,12 +83,12 @@ def test_runner_killed_during_the_create_request(make_fake: MakeFake, make_sora:
     fake = make_fake("--job-seconds", "0.5", "--poll-after-ms", "100")
     prompt = f"in flight {action}"
     fake.faults({"action": action, "route": "create", "prompt": prompt, "delay_ms": 2500})
-    s = make_sora(fake, SORA_REQUEST_TIMEOUT="3")
+    s = make_sora(fake, SORA_REQUEST_TIMEOUT="3", **LATE_CREATE)
     job_id = s.ok("submit", prompt).strip()
-    wait_for(lambda: fake.stats()["counters"].get("route:create", 0) >= 1, 20,
-             "the create request to reach the server")
-    assert s.job(job_id)["status"] == "submitting"
+    wait_until(lambda: fake.stats()["counters"].get("route:create", 0) >= 1, 20,
+               "the create request to reach the server")
     kill_runner(s)
+    assert s.job(job_id)["status"] == "submitting"  # killed with the request in flight
     r = s.run("wait", job_id, "--timeout", "60")
     assert r.returncode == 0, r.stderr
     assert_saved_once(s, fake, job_id)
@@ -124,8 +99,10 @@ def test_runner_killed_while_polling(make_fake: MakeFake, make_sora: MakeSora) -
     fake = make_fake("--job-seconds", "4", "--poll-after-ms", "100")
     s = make_sora(fake)
     job_id = s.ok("submit", "killed while polling").strip()
-    wait_job(s, job_id, lambda j: j["status"] == "running" and j["poll_count"] > 0, 30)
+    wait_until(lambda: (j := stored_job(s, job_id)) and j["status"] == "running"
+               and j["poll_count"] > 0, 30, "the job to be polled")
     kill_runner(s)
+    assert s.job(job_id)["status"] == "running"  # killed while polling the 4 s job
     assert s.run("wait", job_id, "--timeout", "60").returncode == 0
     assert_saved_once(s, fake, job_id)
 
@@ -138,7 +115,7 @@ def test_runner_killed_mid_download(make_fake: MakeFake, make_sora: MakeSora) ->
     s = make_sora(fake)
     job_id = s.ok("submit", "killed mid-download").strip()
     partial = s.home / "videos" / f"{job_id}.mp4.partial"
-    wait_for(lambda: partial.exists() and partial.stat().st_size > 0, 30, "a partial file")
+    wait_until(lambda: partial.exists() and partial.stat().st_size > 0, 30, "a partial file")
     kill_runner(s)
     assert s.job(job_id)["status"] == "downloading"
     assert 0 < partial.stat().st_size < size
@@ -157,7 +134,7 @@ def test_create_slower_than_the_client_timeout_is_not_sent_twice(
     fake = make_fake("--job-seconds", "0.5", "--poll-after-ms", "100")
     prompt = f"slow server {action}"
     fake.faults({"action": action, "route": "create", "prompt": prompt, "delay_ms": 2500})
-    s = make_sora(fake, SORA_REQUEST_TIMEOUT="1")
+    s = make_sora(fake, SORA_REQUEST_TIMEOUT="1", **LATE_CREATE)
     job_id = s.ok("submit", prompt).strip()
     r = s.run("wait", job_id, "--timeout", "60")
     assert r.returncode == 0, r.stderr
@@ -194,8 +171,8 @@ def test_unreadable_remote_list_makes_the_job_wait_never_resend(make_fake: MakeF
                 {"action": "error", "route": "list", "status": 503, "times": 6})
     s = make_sora(fake, SORA_MAX_RETRIES="1")
     job_id = s.ok("submit", prompt).strip()
-    wait_for(lambda: any(e["kind"] == "reconcile_failed" for e in job_events(s, job_id)), 30,
-             "a failed reconciliation")
+    wait_until(lambda: any(e["kind"] == "reconcile_failed" for e in job_events(s, job_id)), 30,
+               "a failed reconciliation")
     assert s.job(job_id)["status"] == "submitting"  # waiting, not guessing
     assert fake.stats()["creates_by_prompt"][prompt] == 1
     r = s.run("wait", job_id, "--timeout", "60")
@@ -212,15 +189,9 @@ SOAK_JOBS = int(os.environ.get("SORA_SOAK_JOBS", "30"))
 
 def finished_jobs(s: Sora) -> int:
     """How many jobs are final, read from the store without starting a process."""
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{s.home / 'sora.db'}?mode=ro", uri=True, timeout=30)
-    try:
-        row = conn.execute("SELECT count(*) FROM jobs WHERE status IN "
-                           "('completed', 'failed', 'cancelled')").fetchone()
-        return int(row[0])
-    finally:
-        conn.close()
+    [row] = read_store(s, "SELECT count(*) AS n FROM jobs WHERE status IN "
+                          "('completed', 'failed', 'cancelled')")
+    return int(row["n"])
 
 
 @pytest.mark.soak
@@ -241,17 +212,17 @@ def test_soak_flaky_network_loses_nothing_and_pays_once(make_fake: MakeFake,
         results = list(pool.map(lambda p: s.run("submit", "-q", p), prompts))
     assert [r.returncode for r in results] == [0] * SOAK_JOBS, [r.stderr for r in results]
     ids = [r.stdout.strip() for r in results]
-    pid = wait_for(lambda: runner_pid(s), 15, "the runner")
+    pid = wait_until(lambda: runner_pid(s), 15, "the runner")
 
-    samples: list[tuple[int, int]] = []  # (jobs finished, runner RSS in KiB)
-    deadline = time.monotonic() + 60 + SOAK_JOBS * 3
-    while True:
+    samples: list[tuple[int, int]] = []  # (jobs finished, runner RSS in KiB), every 0.5 s
+
+    def sampled_all_done() -> bool:
         done = finished_jobs(s)
         samples.append((done, proc_memory_kib(pid)))  # raises if the runner died
-        if done == SOAK_JOBS:
-            break
-        assert time.monotonic() < deadline, f"only {done} of {SOAK_JOBS} jobs finished"
-        time.sleep(0.5)
+        return done == SOAK_JOBS
+
+    wait_until(sampled_all_done, 60 + SOAK_JOBS * 3, f"all {SOAK_JOBS} jobs to finish",
+               interval=0.5)
 
     assert runner_pid(s) == pid, "the runner died or restarted during the soak"
     for job_id in ids:

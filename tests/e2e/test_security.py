@@ -7,68 +7,28 @@ import hashlib
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from waits import wait_until
 
 from sora_cli.fake.media import media_bytes
 
 from .harness import (
     TEST_KEY,
     FakeProc,
-    Sora,
+    MakeFake,
+    MakeSora,
     assert_saved_once,
     job_events,
-    make_env,
     proc_memory_kib,
     runner_pid,
-    start_fake,
-    start_fake_url,
-    stop_proc,
-    wait_for,
     wait_job,
 )
 
 pytestmark = pytest.mark.e2e
 
-MakeFake = Callable[..., FakeProc]
-MakeSora = Callable[..., Sora]
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-@pytest.fixture
-def make_fake() -> Iterator[MakeFake]:
-    started: list[FakeProc] = []
-
-    def make(*args: str, scheme: str = "http") -> FakeProc:
-        fake = start_fake(*args) if scheme == "http" else start_fake_url(*args, scheme=scheme)
-        started.append(fake)
-        return fake
-
-    yield make
-    for fake in started:
-        stop_proc(fake.proc)
-
-
-@pytest.fixture
-def make_sora(tmp_path: Path) -> Iterator[MakeSora]:
-    made: list[Sora] = []
-
-    def make(fake: FakeProc | str, **env: str) -> Sora:
-        home, work = tmp_path / f"home{len(made)}", tmp_path / f"work{len(made)}"
-        work.mkdir()
-        url = fake if isinstance(fake, str) else fake.base_url
-        s = Sora(home, make_env(home, url, **env), work)
-        for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
-            if name not in env:
-                s.env.pop(name, None)
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.stop_runner()
 
 
 def quick_fake(make_fake: MakeFake, *args: str, scheme: str = "http") -> FakeProc:
@@ -93,7 +53,7 @@ def test_api_key_never_written_printed_or_in_argv(make_fake: MakeFake,
         return r
 
     good = run("submit", "a fine clip").stdout.strip()
-    pid = wait_for(lambda: runner_pid(s), 10, "the runner")
+    pid = wait_until(lambda: runner_pid(s), 10, "the runner")
     assert TEST_KEY.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
     bad = run("submit", "leaky").stdout.strip()
     assert run("wait", good, "--download", "-o", "good.mp4").returncode == 0
@@ -303,10 +263,10 @@ def test_huge_json_answer_is_refused_not_buffered(make_fake: MakeFake,
     fake.faults({"action": "huge", "route": "retrieve", "size": size})
     s = make_sora(fake)
     job_id = s.ok("submit", "a very long answer").strip()
-    pid = wait_for(lambda: runner_pid(s), 10, "the runner")
-    wait_for(lambda: fake.stats()["faults_pending"] == 0
-             and fake.stats()["counters"].get("route:retrieve", 0) >= 2, 30,
-             "a poll after the huge answer")
+    pid = wait_until(lambda: runner_pid(s), 10, "the runner")
+    wait_until(lambda: fake.stats()["faults_pending"] == 0
+               and fake.stats()["counters"].get("route:retrieve", 0) >= 2, 30,
+               "a poll after the huge answer")
     peak_mib = proc_memory_kib(pid, "VmHWM") / 1024
     assert peak_mib < 150, f"the runner peaked at {peak_mib:.0f} MiB"
     failed = [e for e in job_events(s, job_id) if e["kind"] == "poll_failed"]
