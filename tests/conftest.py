@@ -64,20 +64,16 @@ def home(isolated_env: Path, monkeypatch: pytest.MonkeyPatch, work: Path) -> Pat
 
 
 @pytest.fixture
-def make_server() -> Iterator[Callable[..., FakeServer]]:
+def make_server(request: pytest.FixtureRequest) -> Callable[..., FakeServer]:
     """Start fake servers with these FakeOptions (quick jobs unless told: 0.2 s, a poll
     hint of 50 ms); every one stops at teardown."""
-    servers: list[FakeServer] = []
-
     def make(**options: Any) -> FakeServer:
-        options = {"job_seconds": 0.2, "poll_after_ms": 50, **options}
-        server = FakeServer(FakeOptions(**options)).start()
-        servers.append(server)
+        server = FakeServer(FakeOptions(**{"job_seconds": 0.2, "poll_after_ms": 50,
+                                           **options})).start()
+        request.addfinalizer(server.stop)
         return server
 
-    yield make
-    for server in servers:
-        server.stop()
+    return make
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ by itself and is also stopped at teardown."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
 from pathlib import Path
 
 import pytest
@@ -16,38 +16,33 @@ QUICK = ("--job-seconds", "0.5", "--poll-after-ms", "100", "--video-bytes", "200
 
 
 @pytest.fixture
-def make_fake() -> Iterator[MakeFake]:
+def make_fake(request: pytest.FixtureRequest) -> MakeFake:
     """Start `sora fake-server ARGS` (scheme="https" for a TLS one); each is stopped at
     teardown."""
-    started: list[FakeProc] = []
-
     def make(*args: str, scheme: str = "http") -> FakeProc:
         fake = start_fake(*args, scheme=scheme)
-        started.append(fake)
+        request.addfinalizer(lambda: stop_proc(fake.proc))
         return fake
 
-    yield make
-    for fake in started:
-        stop_proc(fake.proc)
+    return make
 
 
 @pytest.fixture
-def make_sora(tmp_path: Path) -> Iterator[MakeSora]:
+def make_sora(request: pytest.FixtureRequest, tmp_path: Path) -> MakeSora:
     """A `sora` of its own (tmp_path/homeN, run in tmp_path/workN) for a fake server (or
     a base URL), with `env` over harness.make_env's; its runner is stopped at teardown."""
-    made: list[Sora] = []
+    numbers = itertools.count()
 
     def make(fake: FakeProc | str, **env: str) -> Sora:
-        home, work = tmp_path / f"home{len(made)}", tmp_path / f"work{len(made)}"
+        n = next(numbers)
+        home, work = tmp_path / f"home{n}", tmp_path / f"work{n}"
         work.mkdir()
         url = fake if isinstance(fake, str) else fake.base_url
         s = Sora(home, make_env(home, url, **env), work)
-        made.append(s)
+        request.addfinalizer(s.stop_runner)
         return s
 
-    yield make
-    for s in made:
-        s.stop_runner()
+    return make
 
 
 @pytest.fixture
