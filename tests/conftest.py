@@ -2,11 +2,13 @@
 
 Beside this file: clirun.py (the CLI in-process, `one_error`, KEY), seed.py (jobs
 written into a store as submit and a runner would), inproc.py (the runner in-process),
-waits.py (`wait_until` and friends), pgtest.py (PostgreSQL).
+waits.py (`wait_until` and friends), pgtest.py (PostgreSQL), e2e/harness.py (real
+`sora` processes and `sora fake-server`: `make_fake` and `make_sora` below).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 import clirun
 import pgtest
 import pytest
+from e2e.harness import FakeProc, MakeFake, MakeSora, Sora, make_env, start_fake, stop_proc
 
 from sora_cli.fake.server import FakeOptions, FakeServer
 
@@ -81,6 +84,39 @@ def server(make_server: Callable[..., FakeServer]) -> FakeServer:
     """A quick fake server (0.2 s jobs) with its real sample media; prompts with
     "forbidden" end failed (moderation)."""
     return make_server(fail_prompt="forbidden")
+
+
+# --- real processes (see e2e/harness.py): `sora fake-server` and `sora` ---------------
+
+
+@pytest.fixture
+def make_fake(request: pytest.FixtureRequest) -> MakeFake:
+    """Start `sora fake-server ARGS` (scheme="https" for a TLS one); each is stopped at
+    teardown."""
+    def make(*args: str, scheme: str = "http") -> FakeProc:
+        fake = start_fake(*args, scheme=scheme)
+        request.addfinalizer(lambda: stop_proc(fake.proc))
+        return fake
+
+    return make
+
+
+@pytest.fixture
+def make_sora(request: pytest.FixtureRequest, tmp_path: Path) -> MakeSora:
+    """A `sora` of its own (tmp_path/homeN, run in tmp_path/workN) for a fake server (or
+    a base URL), with `env` over harness.make_env's; its runner is stopped at teardown."""
+    numbers = itertools.count()
+
+    def make(fake: FakeProc | str, **env: str) -> Sora:
+        n = next(numbers)
+        home, work = tmp_path / f"home{n}", tmp_path / f"work{n}"
+        work.mkdir()
+        url = fake if isinstance(fake, str) else fake.base_url
+        s = Sora(home, make_env(home, url, **env), work)
+        request.addfinalizer(s.stop_runner)
+        return s
+
+    return make
 
 
 # --- PostgreSQL (see pgtest.py): a fresh database per session, a fresh schema per test ---

@@ -10,12 +10,12 @@ import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from e2e.harness import SORA, FakeProc, Sora, make_env, start_fake, stop_proc, wait_for
+from e2e.harness import SORA, MakeFake, MakeSora, Sora, stop_proc
+from waits import wait_until
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Served:
             job = dict(client.get(f"/api/jobs/{job_id}").json())
             return job if job["status"] == status else None
 
-        return dict(wait_for(check, timeout, f"job {job_id} to be {status}"))
+        return dict(wait_until(check, timeout, f"job {job_id} to be {status}"))
 
     def stop(self) -> int:
         for c in self.clients:
@@ -61,8 +61,8 @@ class Served:
         return self.proc.returncode
 
 
-def start_serve(home: Path, fake: FakeProc, *args: str, **env: str) -> Served:
-    s = Sora(home, make_env(home, fake.base_url, **env), home.parent)
+def start_serve(s: Sora, *args: str) -> Served:
+    """`sora serve --port 0 ARGS` in the environment of `s` (its store, its fake)."""
     proc = subprocess.Popen([SORA, "serve", "--port", "0", *args], env=s.env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None
@@ -71,32 +71,27 @@ def start_serve(home: Path, fake: FakeProc, *args: str, **env: str) -> Served:
         stop_proc(proc)
         said = proc.stderr.read() if proc.stderr else ""
         raise AssertionError(f"sora serve said {line!r}: {said}")
-    return Served(proc, line, s, token=env.get("SORA_SERVE_TOKEN"))
+    return Served(proc, line, s, token=s.env.get("SORA_SERVE_TOKEN"))
 
 
 MakeServed = Callable[..., Served]
+# 1 s jobs, so the gallery sees one run; the fake's real media, so it can play them.
+SERVED_FAKE = ("--job-seconds", "1", "--poll-after-ms", "100", "--fail-prompt", "forbidden")
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeProc]:
-    server = start_fake("--job-seconds", "1", "--poll-after-ms", "100",
-                        "--fail-prompt", "forbidden")
-    yield server
-    stop_proc(server.proc)
-
-
-@pytest.fixture
-def make_served(tmp_path: Path, fake: FakeProc) -> Iterator[MakeServed]:
-    started: list[Served] = []
+def make_served(request: pytest.FixtureRequest, make_fake: MakeFake,
+                make_sora: MakeSora) -> MakeServed:
+    """Start `sora serve ARGS` (`env` over harness.make_env's) on a store of its own, in
+    front of one fake server; each is stopped at teardown."""
+    fake = make_fake(*SERVED_FAKE)
 
     def make(*args: str, **env: str) -> Served:
-        served = start_serve(tmp_path / f"home{len(started)}", fake, *args, **env)
-        started.append(served)
+        served = start_serve(make_sora(fake, **env), *args)
+        request.addfinalizer(served.stop)
         return served
 
-    yield make
-    for served in started:
-        served.stop()
+    return make
 
 
 @pytest.fixture
