@@ -41,7 +41,7 @@ def test_retry_submits_a_linked_copy_of_a_failed_job(home: Path) -> None:
     image.parent.mkdir()
     image.write_bytes(b"kept")
     old = job_at(home, JobStatus.FAILED, prompt="a heron", model="sora-2-pro", size="1024x1792",
-              seconds=12, label="batch-7", image=str(image))
+                 seconds=12, label="batch-7", image=str(image))
     r = sora("retry", old.id)
     assert r.exit_code == 0, r.stderr
     new = by_id(home)[r.stdout.strip()]

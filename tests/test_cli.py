@@ -60,7 +60,7 @@ def test_json_of_failed_and_completed_jobs(home: Path) -> None:
     bad, good = add(home, "a"), add(home, "b")
     fail(home, bad, "blocked by moderation", http_status=400, request_id="req_123")
     walk(home, good, JobStatus.COMPLETED, output_path="/v/x.mp4", bytes=42, sha256="ab" * 32,
-            completed_at=1_700_000_000.0)
+         completed_at=1_700_000_000.0)
     r = sora("status", bad, good, "--json")
     assert r.exit_code == 0, r.stderr
     d_bad, d_good = (json.loads(x) for x in r.stdout.splitlines())

@@ -17,7 +17,7 @@ T = TypeVar("T")
 DEADLINE = 10.0  # seconds; what no wait of a passing test comes near
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = DEADLINE,
+def wait_until(predicate: Callable[[], T | None], timeout: float = DEADLINE,
                what: str = "the condition", interval: float = 0.02) -> T:
     """Poll `predicate` until it returns something truthy (returned), failing the test
     after `timeout` seconds."""

@@ -115,10 +115,10 @@ class Sora:
                               env={**self.env, "PATH": path}, cwd=self.cwd, timeout=timeout)
 
     def stop_runner(self) -> None:
+        """Stop what `start` started, and the runner if one holds this home's lock."""
         for proc in self.started:
             stop_proc(proc)
-        r = self.run("runner", "status", "--json")
-        if r.returncode == 0 and json.loads(r.stdout)["running"]:  # a broken store: no runner
+        if runner_alive(self.home / "runner.lock"):
             self.run("runner", "stop", "--timeout", "20")
 
 

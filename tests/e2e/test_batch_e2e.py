@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 
 import pytest
 
@@ -21,7 +20,7 @@ def test_batch_submit_watch_then_wait_label_download(sora: Sora, fake: FakeProc)
              '{"prompt": "a storm at sea", "seconds": 8}\n'
              '{"prompt": "a paper boat", "label": "other"}\na red fox in snow\n')
     sora.home.mkdir(mode=0o700)
-    with hold_runner_lock(sora.home / "runner.lock", {"pid": os.getpid()}) as held:
+    with hold_runner_lock(sora.home / "runner.lock", {}) as held:  # no pid to signal
         assert held  # as if a runner were busy: no runner starts, the jobs stay queued
         r = sora.run("submit", "--file", "-", "--label", "b7", input=batch)
         assert r.returncode == 0, r.stderr
