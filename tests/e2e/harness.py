@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sora_cli.domain.jobs import JobStatus
+
 SORA = str(Path(sys.executable).with_name("sora"))
 TEST_KEY = "sk-e2e-test-secret-key-0123456789"
 
@@ -112,7 +114,14 @@ class Sora:
         return subprocess.run(["bash", "-c", script], capture_output=True, text=True,
                               env={**self.env, "PATH": path}, cwd=self.cwd, timeout=timeout)
 
-    def stop_runner(self) -> None:
+    def stop_runner(self, *, after_submit: bool = False) -> None:
+        """Stop this home's runner. Right after a submit, the runner it started may not
+        hold its lock yet: `after_submit` waits for it (or for the work to be over), so
+        it cannot come up after the stop and write to a store the test then inspects."""
+        if after_submit:
+            wait_for(lambda: self.runner()["running"]
+                     or not JobStatus(self.job("@last")["status"]).is_active, 20,
+                     "the runner to start")
         info = self.runner()
         if info["running"]:
             self.run("runner", "stop", "--timeout", "20")

@@ -139,7 +139,7 @@ def test_store_from_the_first_release_is_migrated_keeping_every_job(s: Sora) -> 
 
 def test_store_from_a_newer_sora_is_refused_and_left_untouched(s: Sora) -> None:
     s.ok("submit", "-q", "written before the downgrade")
-    s.stop_runner()
+    s.stop_runner(after_submit=True)
     conn = sqlite3.connect(s.home / "sora.db")
     conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
     conn.commit()
@@ -173,7 +173,7 @@ def test_a_file_that_is_not_a_store_is_refused_and_left_untouched(s: Sora,
 
 def test_unreadable_data_dir_is_a_clear_error(s: Sora) -> None:
     s.ok("submit", "-q", "before the chmod")
-    s.stop_runner()
+    s.stop_runner(after_submit=True)
     before = snapshot(s.home)
     s.home.chmod(0o000)
     try:
@@ -187,7 +187,7 @@ def test_unreadable_data_dir_is_a_clear_error(s: Sora) -> None:
 
 def test_read_only_data_dir_is_a_clear_error(s: Sora) -> None:
     s.ok("submit", "-q", "before the chmod")
-    s.stop_runner()
+    s.stop_runner(after_submit=True)
     before = snapshot(s.home)
     s.home.chmod(0o500)
     try:
