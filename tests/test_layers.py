@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import ast
+import importlib
+import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,3 +68,37 @@ def test_the_fakes_own_image_reader(data: bytes, size: str) -> None:
 
 def test_the_fake_reads_images_without_the_products_parser() -> None:
     assert picture(b"not an image") is None and _sniffed(b"GIF89a") is None
+
+
+LAYERS = ("domain", "store", "providers", "runner", "services", "fake")
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_each_layer_names_its_public_api_in_its_init(layer: str) -> None:
+    package = importlib.import_module(f"sora_cli.{layer}")
+    submodules = {m.name for m in pkgutil.iter_modules(package.__path__)}
+    assert package.__all__ and not set(package.__all__) & submodules  # a name is never a module
+    for name in package.__all__:
+        value = getattr(package, name)
+        home = getattr(value, "__module__", None)
+        assert home is None or home.startswith(f"sora_cli.{layer}."), (name, home)
+    assert not hasattr(package, "nothing_here")
+
+
+def test_importing_a_layer_package_loads_none_of_its_modules() -> None:
+    """Public names are loaded on first use: `sora --help` pays for none of them."""
+    code = ("import sys, sora_cli.domain, sora_cli.store, sora_cli.providers, "
+            "sora_cli.runner, sora_cli.services\n"
+            "print(sorted(m for m in sys.modules if m.startswith('sora_cli.') and "
+            "m.count('.') > 1 or m in ('httpx', 'sqlmodel', 'sqlalchemy', 'typer')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_plug_in_finds_the_provider_interface_at_the_package() -> None:
+    from sora_cli.providers import Created, Polled, Provider
+    from sora_cli.providers.base import Created as created
+    from sora_cli.providers.base import Polled as polled
+
+    assert (Created, Polled) == (created, polled) and Provider.__module__.endswith(".base")

@@ -7,7 +7,9 @@ nothing of the product but `sora_cli.domain` and `sora_cli.errors`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sora_cli.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from sora_cli.fake.options import FakeOptions
@@ -15,16 +17,6 @@ if TYPE_CHECKING:
 
 __all__ = ["FakeOptions", "FakeServer"]
 
-
-def __getattr__(name: str) -> Any:
-    # Loaded on first use, so that `python -m sora_cli.fake.server` does not find its
-    # own module already imported by the package.
-    if name == "FakeServer":
-        from sora_cli.fake.server import FakeServer
-
-        return FakeServer
-    if name == "FakeOptions":
-        from sora_cli.fake.options import FakeOptions
-
-        return FakeOptions
-    raise AttributeError(name)
+# Loaded on first use, so that `python -m sora_cli.fake.server` does not find its own
+# module already imported by the package.
+__getattr__ = lazy_exports(__name__, {"FakeOptions": "options", "FakeServer": "server"})

@@ -1,1 +1,51 @@
-"""The provider side: the HTTP client of each provider family, retries, downloads."""
+"""The provider side: the HTTP client of each provider family, retries, downloads.
+
+A plug-in provider implements `Provider` (and any of the optional capabilities
+`FindsCreated`, `Cancels`, `Deletes`, `LooksUp`) and answers with `Created`, `Polled` and
+`Found`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sora_cli.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from sora_cli.providers.base import (
+        Cancels,
+        Created,
+        CreateRequest,
+        Deletes,
+        FindsCreated,
+        Found,
+        ImageInput,
+        LooksUp,
+        Polled,
+        Provider,
+        RemoteState,
+        capable,
+    )
+    from sora_cli.providers.registry import Adapters, make_adapter
+
+__all__ = [
+    "Adapters", "Cancels", "CreateRequest", "Created", "Deletes", "FindsCreated", "Found",
+    "ImageInput", "LooksUp", "Polled", "Provider", "RemoteState", "capable", "make_adapter",
+]
+
+__getattr__ = lazy_exports(__name__, {
+    "Adapters": "registry",
+    "Cancels": "base",
+    "CreateRequest": "base",
+    "Created": "base",
+    "Deletes": "base",
+    "FindsCreated": "base",
+    "Found": "base",
+    "ImageInput": "base",
+    "LooksUp": "base",
+    "Polled": "base",
+    "Provider": "base",
+    "RemoteState": "base",
+    "capable": "base",
+    "make_adapter": "registry",
+})
