@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
-from sora_cli.domain.providers import BUILTIN, OPENAI
+from sora_cli.domain.providers import BUILTIN, OPENAI, EndpointDialect
 from sora_cli.domain.text import (
     checked_key,
     mask_key,
@@ -88,7 +88,12 @@ class Settings:
         return None
 
     def provider_names(self) -> tuple[str, ...]:
-        return tuple(BUILTIN)
+        """The built-in providers, then the config's named endpoints and plug-in tables."""
+        return (*BUILTIN, *(p.name for p in self.providers if p.api))
+
+    def endpoint_dialects(self) -> dict[str, EndpointDialect]:
+        """The named endpoints of the Videos contract, by name."""
+        return {p.name: p.dialect for p in self.providers if p.dialect is not None}
 
     def alias_map(self) -> dict[str, str]:
         return dict(self.aliases)

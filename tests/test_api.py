@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.parse
+
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -301,9 +303,11 @@ def test_on_attempt_reports_the_final_failure_without_retry() -> None:
 # -- ids, listing, deleting -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", ["", "../etc", "video_a/b", "video_%2F", "-video",
-                                 "video abc", "video_" + "x" * 130, "vidéo"])
+@pytest.mark.parametrize("bad", ["", ".", "..", "video_\x1b[31m", "video_\n", " video",
+                                 "video ", "video_\x00", "vid\u202eeo", "x" * 1025])
 def test_invalid_ids_are_rejected_before_any_request(bad: str) -> None:
+    """Ids are opaque: only control and format characters, edge spaces, the dot segments
+    and lengths over 1024 are refused."""
     assert not valid_video_id(bad)
     server = Server(ok())
     for call in (lambda c: c.retrieve(bad), lambda c: c.delete(bad),
@@ -322,6 +326,21 @@ def test_invalid_ids_are_rejected_before_any_request(bad: str) -> None:
 def test_gateway_ids_are_accepted() -> None:
     assert valid_video_id("video_68d7512d07848190b3e45da0ecbebcde054cdfb4")
     assert valid_video_id("task-01HZX")
+    assert valid_video_id("gemini::operations/abc123")
+    assert valid_video_id("vidéo ../x?y#z%2F")
+
+
+@pytest.mark.parametrize("video_id", ["gemini::operations/abc", "../../etc/passwd",
+                                      "a?b=c#d", "%2F..%2F", "vidéo x"])
+def test_an_id_is_always_one_percent_encoded_path_segment(video_id: str) -> None:
+    server = Server(ok(video_json(video_id)), ok(video_json(video_id)))
+    run(server, lambda c: c.retrieve(video_id))
+    run(server, lambda c: c.delete(video_id))
+    for request in server.requests:
+        raw = request.url.raw_path.decode()
+        assert raw.startswith("/v1/videos/") and raw.count("/") == 3, raw
+        assert not request.url.query
+        assert urllib.parse.unquote(raw.removeprefix("/v1/videos/")) == video_id
 
 
 def test_iter_recent_follows_the_cursor() -> None:

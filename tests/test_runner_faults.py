@@ -72,7 +72,7 @@ def test_unusable_success_to_a_create_is_never_sent_again(tmp_path: Path,
                                                          server: FakeServer) -> None:
     """The server answered 200 with a hostile id, and the video is not in the list: it
     made something we cannot find, so the job fails saying so instead of paying twice."""
-    server.add_faults(Fault("bad_id", route="create", text="video_../../x"))
+    server.add_faults(Fault("bad_id", route="create", text="video_\x1b[2J../../x"))
 
     def hide() -> None:
         for video in server.backend._order:

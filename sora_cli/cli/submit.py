@@ -28,12 +28,13 @@ from sora_cli.cli.common import (
 from sora_cli.cli.render import cost_text, json_line
 from sora_cli.domain.batch import BatchLine, check_request, parse_batch
 from sora_cli.domain.jobs import VideoRequest
-from sora_cli.domain.models import Defaults, Draft, parse_params, parse_whole_seconds, resolve
+from sora_cli.domain.models import Draft, parse_params, parse_whole_seconds, resolve
 from sora_cli.domain.money import request_cost
 from sora_cli.domain.text import clean
 from sora_cli.errors import InvalidInput
 from sora_cli.services.context import Context
 from sora_cli.services.export import output_path, refuse_existing
+from sora_cli.services.providers import request_defaults
 from sora_cli.services.submit import preview, submit, with_images
 
 
@@ -102,8 +103,7 @@ def submit_cmd(
     draft = Draft(prompt="", model=model, size=size, label=label, image=image,
                   seconds=None if seconds is None else parse_whole_seconds(seconds),
                   params=parse_params(param or []))
-    defaults = Defaults(model=s.model, size=s.size, seconds=s.seconds, aliases=s.alias_map(),
-                        known=s.provider_names())
+    defaults = request_defaults(s)
     source = None if file is None else "stdin" if file == "-" else file
     if file is not None:
         items = parse_batch(_read(file), defaults=draft, source=str(source),

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sora_cli.domain.jobs import VideoRequest, model_family, parse_seconds, validate_request
-from sora_cli.domain.providers import BUILTIN, OPENAI, valid_provider_name
+from sora_cli.domain.providers import BUILTIN, OPENAI, EndpointDialect, valid_provider_name
 from sora_cli.errors import InvalidInput
 
 _REF: Final = re.compile(r"([a-z][a-z0-9_-]{0,31}):(.+)", re.DOTALL)
 _PARAM_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+_SIZE: Final = re.compile(r"[1-9][0-9]{0,4}x[1-9][0-9]{0,4}")
 MAX_PARAMS_BYTES: Final = 64 * 1024
 RESERVED_PARAMS: Final = ("prompt",)
 
@@ -138,6 +139,7 @@ class Defaults:
     seconds: int = 4
     aliases: Mapping[str, str] = field(default_factory=dict)
     known: Collection[str] = tuple(BUILTIN)
+    endpoints: Mapping[str, EndpointDialect] = field(default_factory=dict)  # by name
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,9 @@ def resolve(draft: Draft, defaults: Defaults) -> VideoRequest:
         req = VideoRequest(draft.prompt, ref.model, draft.size or defaults.size, seconds,
                            draft.label, draft.image, provider=OPENAI, params=params or None)
         return validate_request(req)
+    dialect = defaults.endpoints.get(ref.provider)
+    if dialect is not None:
+        return _for_endpoint(draft, ref, params, dialect)
     from sora_cli.domain.catalogue import find_model, map_request
 
     info = find_model(ref.provider, ref.model)
@@ -200,6 +205,29 @@ def resolve(draft: Draft, defaults: Defaults) -> VideoRequest:
         seconds = _seconds_in(params[info.seconds.field], seconds)
     req = VideoRequest(draft.prompt, ref.model, mapped.size, seconds, draft.label, draft.image,
                        provider=ref.provider, params={**mapped.fields, **params} or None)
+    return _checked(req)
+
+
+def _for_endpoint(draft: Draft, ref: ModelRef, params: dict[str, Any],
+                  dialect: EndpointDialect) -> VideoRequest:
+    """A named endpoint's request: --seconds and --size are the contract's fields, sent
+    as given (the server judges them) unless the endpoint's config restricts them; left
+    out when not given (the server's defaults)."""
+    seconds = draft.seconds or 0
+    if draft.seconds is not None and seconds <= 0:
+        raise InvalidInput(f"--seconds must be a positive whole number (got {draft.seconds})")
+    if dialect.seconds is not None and draft.seconds is not None \
+            and seconds not in dialect.seconds:
+        raise InvalidInput(f"{ref.provider} takes --seconds "
+                           f"{', '.join(map(str, dialect.seconds))} (got {seconds})")
+    size = (draft.size or "").strip()
+    if draft.size is not None and _SIZE.fullmatch(size) is None:
+        raise InvalidInput(f"--size must look like WIDTHxHEIGHT (got {draft.size!r})")
+    if dialect.sizes is not None and size and size not in dialect.sizes:
+        raise InvalidInput(f"{ref.provider} takes --size {', '.join(dialect.sizes)} "
+                           f"(got {size})")
+    req = VideoRequest(draft.prompt, ref.model, size, seconds, draft.label, draft.image,
+                       provider=ref.provider, params=params or None)
     return _checked(req)
 
 

@@ -96,6 +96,34 @@ BUILTIN: Final[dict[str, ProviderInfo]] = {
 
 _PROVIDER_NAME: Final = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
+# What a named endpoint of the Videos contract can do (`[providers.NAME] api = "openai"`):
+# the contract's own capabilities; whether it really lists, remixes or serves variants
+# is its to answer (a refusal fails only the job that asked).
+ENDPOINT_CAPABILITIES: Final = frozenset({FIND_CREATED, DELETE, REMIX, VARIANTS, IMAGE_INPUT,
+                                          IMPORT})
+ENCODINGS: Final = ("auto", "json", "multipart")
+SECONDS_TYPES: Final = ("string", "number")
+
+
+@dataclass(frozen=True)
+class EndpointDialect:
+    """How a named endpoint speaks the Videos contract (its `[providers.NAME]` table).
+
+    ``create_encoding``: ``auto`` sends JSON and, on a 415 or 422 refusal, the same
+    create once more as multipart (and remembers it); ``json`` or ``multipart`` fix it.
+    ``seconds_type``: ``number`` sends ``seconds`` as a JSON number (some gateways).
+    ``list_params``: query parameters added to every list call (LiteLLM's
+    ``custom_llm_provider``). ``sizes``/``seconds``: when set, what a submit may ask
+    for (else the server judges). ``models``: listed by `sora models`.
+    """
+
+    create_encoding: str = "auto"
+    seconds_type: str = "string"
+    list_params: tuple[tuple[str, str], ...] = ()
+    sizes: tuple[str, ...] | None = None
+    seconds: tuple[int, ...] | None = None
+    models: tuple[str, ...] = ()
+
 
 def valid_provider_name(name: str) -> bool:
     return _PROVIDER_NAME.fullmatch(name) is not None

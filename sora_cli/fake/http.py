@@ -9,10 +9,17 @@ import socket
 import traceback
 from http.server import ThreadingHTTPServer
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sora_cli.fake.body import BodyError, parse_body
 from sora_cli.fake.content import CONTENT_TYPES, content_size
+from sora_cli.fake.dialects import (
+    check_encoding,
+    create_answer,
+    extra_fields,
+    needs_auth,
+    numeric_seconds,
+)
 from sora_cli.fake.errors import ApiFailure, fault_failure
 from sora_cli.fake.fal import fal_api, fal_platform, fal_route
 from sora_cli.fake.faults import DEFAULT_STALL_MS, HUGE_DEFAULT, Dropped, Fault, faults_from_json
@@ -88,6 +95,10 @@ class Handler(HostileHandler):
                     self._record(0)
 
     def _authorize(self) -> None:
+        options = self.server.fake.options
+        if not needs_auth(options.dialect, options.api_key):
+            self._offered_key = ""
+            return
         offered: list[str] = []
         self._offered_key = ""
         scheme, _, token = self.headers.get("Authorization", "").partition(" ")
@@ -212,6 +223,8 @@ class Handler(HostileHandler):
         backend.count(f"route:{route}")
         fields: dict[str, object] = {}
         if route in ("create", "remix"):
+            if route == "create":
+                check_encoding(backend.options.dialect, self.headers.get("Content-Type", ""))
             try:
                 fields = parse_body(self.headers.get("Content-Type", ""), body)
             except BodyError as error:
@@ -256,7 +269,9 @@ class Handler(HostileHandler):
                 remix_of: str | None = None) -> None:
         """A create, or a remix of `remix_of` (also billed): the same faults apply."""
         fake = self.server.fake
-        request = None if remix_of is not None else validate_create(fields)
+        dialect = fake.options.dialect
+        request = None if remix_of is not None else validate_create(
+            fields, extra=extra_fields(dialect), numeric_seconds=numeric_seconds(dialect))
         if fault is not None and fault.action == "stall_then_create":
             fake.pause((fault.delay_ms or DEFAULT_STALL_MS) / 1000)
         if request is None:
@@ -272,7 +287,7 @@ class Handler(HostileHandler):
         if fault is not None and fault.action == "create_then_body":
             self._answer_body(fault)
             return
-        view = fake.backend.view(video)
+        view = create_answer(dialect, fake.backend.view(video))
         if fault is not None and fault.action == "bad_id":
             view["id"] = fault.text or "video_../../escape"
         self._send_json(200, view)
@@ -321,14 +336,15 @@ class Handler(HostileHandler):
         elif self.command == "GET" and path == "/_fake/stats":
             self._send_json(200, fake.backend.stats())
         elif self.command == "GET" and path.startswith("/_fake/videos/"):
-            self._send_json(200, fake.backend.inspect(path.removeprefix("/_fake/videos/")))
+            video_id = unquote(path.removeprefix("/_fake/videos/"))
+            self._send_json(200, fake.backend.inspect(video_id))
         elif self.command == "GET" and path.startswith("/_fake/cdn/"):
             self._cdn(path, query)
         elif self.command == "GET" and path.startswith("/_fake/sha256/"):
             variant = query.get("variant", "video")
             if variant not in CONTENT_TYPES:
                 raise ApiFailure(400, f"Unknown variant '{variant}'.", param="variant")
-            digest = fake.expected_sha256(path.removeprefix("/_fake/sha256/"), variant)
+            digest = fake.expected_sha256(unquote(path.removeprefix("/_fake/sha256/")), variant)
             self._send_json(200, {"sha256": digest})
         else:
             raise ApiFailure(404, f"Invalid URL ({self.command} {path})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from sora_cli.fake.dialects import DIALECTS
 from sora_cli.fake.faults import MIX_KINDS, fault_mix
 
 
@@ -28,6 +29,7 @@ class FakeOptions:
     aux_port: int = 0  # the second origin: the CDN and fal's platform API (0: any free port)
     list_page_size: int = 100  # Replicate's list page
     url_seconds: float = 3600.0  # how long the signed result URLs (Runway, MiniMax) last
+    dialect: str = "openai"  # the Videos contract as which server speaks it (dialects.py)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,4 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
              "platform API); 0 (default) picks a free one (GET /_fake/urls says which)")
     add("--url-seconds", type=float, default=FakeOptions.url_seconds,
         help="how long the signed result URLs of Runway and MiniMax last")
+    add("--dialect", choices=DIALECTS, default="openai",
+        help="speak the Videos contract as this server does: openai (default), vllm-omni "
+             "(multipart-only create, minimal create answer, no remix, auth only with "
+             "--api-key) or litellm (processing, gemini::operations/... ids, no list for "
+             "Veo, custom_llm_provider on list calls, numeric seconds)")
     return parser

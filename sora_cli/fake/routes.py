@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Final
+from urllib.parse import unquote
 
 from sora_cli.fake.errors import ApiFailure
 
@@ -23,7 +24,7 @@ def resolve(method: str, path: str) -> tuple[str, str]:
     if path == "/v1/videos":
         route = {"POST": "create", "GET": "list"}.get(method)
     elif match := _VIDEO_PATH.fullmatch(path):
-        video_id = match[1]
+        video_id = unquote(match[1])  # an id is one percent-encoded segment
         route = _VIDEO_ROUTES.get((method, match[2] or ""))
     if route is None:
         raise ApiFailure(404, f"Invalid URL ({method} {path})")

@@ -273,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         tls_key=args.tls_key,
         aux_port=args.aux_port,
         url_seconds=args.url_seconds,
+        dialect=args.dialect,
     )
     try:
         server = FakeServer(options, host=args.host, port=args.port)

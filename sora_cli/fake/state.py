@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Final
 
 from sora_cli.fake.content import CONTENT_TYPES, content_size
+from sora_cli.fake.dialects import backend_of, check_remix, list_backend, new_id, status_word
 from sora_cli.fake.errors import ApiFailure
 from sora_cli.fake.faults import Fault, FaultPlan
 from sora_cli.fake.jobs import JobBook
@@ -54,7 +54,7 @@ class Backend:
         fail = self.options.fail_prompt
         with self._lock:
             video = Video(
-                id="video_" + uuid.uuid4().hex,
+                id=new_id(self.options.dialect, request.model),
                 request=request,
                 started=time.monotonic(),
                 created=time.time(),
@@ -95,7 +95,7 @@ class Backend:
             "id": video.id,
             "object": "video",
             "model": request.model,
-            "status": status,
+            "status": status_word(self.options.dialect, request.model, status),
             "progress": progress,
             "created_at": created_at,
             "completed_at": int(video.created + self.options.clock_offset
@@ -141,7 +141,9 @@ class Backend:
                     code="invalid_value",
                 )
             start = ids.index(after) + 1
-        rest = [video for video in ordered[start:] if not video.deleted]
+        backend = list_backend(self.options.dialect, query)
+        rest = [video for video in ordered[start:] if not video.deleted
+                and (backend is None or backend_of(video.request.model) == backend)]
         page = [self.view(video) for video in rest[: int(limit_text)]]
         return {
             "object": "list",
@@ -166,6 +168,7 @@ class Backend:
 
     def remix(self, video_id: str, body: dict[str, object]) -> Video:
         source = self.get(video_id)
+        check_remix(self.options.dialect, source.request.model)
         status, _ = self.status(source)
         if status != "completed":
             raise ApiFailure(

@@ -169,8 +169,16 @@ def _check_reference(fields: dict[str, object], size: str) -> dict[str, object] 
     return {"kind": key, key: given}
 
 
-def validate_create(fields: dict[str, object]) -> CreateRequest:
-    _reject_unknown(fields, CREATE_KEYS)
+def validate_create(fields: dict[str, object], *, extra: frozenset[str] = frozenset(),
+                    numeric_seconds: bool = False) -> CreateRequest:
+    """A create's fields checked; ``extra`` fields a dialect takes besides the contract's
+    (vLLM-Omni's ``width``, ``fps``...), ``numeric_seconds``: ``seconds`` may be a
+    number (gateways)."""
+    _reject_unknown(fields, CREATE_KEYS | extra)
+    seconds_value = fields.get("seconds")
+    if numeric_seconds and isinstance(seconds_value, int) and not isinstance(
+            seconds_value, bool):
+        fields = {**fields, "seconds": str(seconds_value)}
     prompt = _check_prompt(fields)
     model = _string(fields, "model", "sora-2")
     if not model:

@@ -28,6 +28,16 @@ implemented: ``find_created`` (reconcile an unanswered create by listing), ``can
 (thumbnail, spritesheet), ``image_input``, ``import`` (``lookup`` by remote id).
 Credentials that change per request (a signed JWT, an OAuth token) go in the
 adapter's ``HttpApi.auth_headers``, which is asked on every request.
+
+Plug-ins: a package registers an object (a module will do) in the entry-point group
+``sora_cli.providers`` under the provider's name; it satisfies `ProviderPlugin`:
+``capabilities``, ``key_env`` (the variable of its key, or None), ``description``,
+``models`` (listed by `sora models`) and ``make(config, **http) -> Provider`` with a
+`PluginConfig`. ``http`` are the `HttpApi` options tests inject (pass them on).
+
+What an adapter learns about its server (a named endpoint that takes only multipart
+creates, or has no list) it keeps through the `Memory` it is given: the runner's is
+the job store's ``meta`` table, shared by every runner of the store.
 """
 
 from __future__ import annotations
@@ -158,6 +168,42 @@ class Looked:
 class LooksUp(Protocol):
     async def lookup(self, remote_id: str, *, on_attempt: OnAttempt | None = None
                      ) -> Looked: ...
+
+
+@dataclass(frozen=True, repr=False)
+class PluginConfig:
+    """What sora hands a plug-in's ``make``: its `[providers.NAME]` table, read."""
+
+    name: str  # the provider's name (the prefix of its model references)
+    base_url: str | None  # the table's base_url, if any
+    api_key: str | None  # from the variable the table or the plug-in names
+    timeout: float = 60.0
+    max_retries: int = 5
+    ca_bundle: str | None = None
+    options: Mapping[str, Any] | None = None  # the table's other keys
+
+    def __repr__(self) -> str:
+        return f"PluginConfig(name={self.name!r}, base_url={self.base_url!r}, api_key=***)"
+
+
+@runtime_checkable
+class ProviderPlugin(Protocol):
+    """What an entry point of the ``sora_cli.providers`` group loads."""
+
+    capabilities: frozenset[str]
+    key_env: str | None
+    description: str
+    models: tuple[str, ...]
+
+    def make(self, config: PluginConfig, **http: Any) -> Provider: ...
+
+
+class Memory(Protocol):
+    """Small facts an adapter learned about its server, kept across processes."""
+
+    def recall(self, key: str) -> str | None: ...
+
+    def remember(self, key: str, value: str) -> None: ...
 
 
 def capable(adapter: object, capability: str) -> bool:

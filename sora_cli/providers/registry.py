@@ -2,7 +2,9 @@
 worked (or a command needs it): `sora status` and `sora list` import none of them.
 
 Each adapter module has ``make(settings, **http) -> Provider`` (``http``: the
-`HttpApi` options tests inject, such as ``transport``).
+`HttpApi` options tests inject, such as ``transport``). A named endpoint of the Videos
+contract (`[providers.NAME] api = "openai"`) is the contract's adapter with its dialect
+(openai/endpoint.py); any other name is a plug-in's (plugins.py), looked up only then.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any, Final
 
 from sora_cli.config import Settings
 from sora_cli.errors import InvalidInput
-from sora_cli.providers.base import Provider
+from sora_cli.providers.base import Memory, PluginConfig, Provider
+from sora_cli.providers.plugins import installed, load, provider_settings
 
 MODULES: Final = {
     "openai": "sora_cli.providers.openai.adapter",
@@ -25,35 +28,63 @@ MODULES: Final = {
 }
 
 
-def make_adapter(name: str, settings: Settings, **http: Any) -> Provider:
+def make_adapter(name: str, settings: Settings, memory: Memory | None = None,
+                 **http: Any) -> Provider:
     module = MODULES.get(name)
-    if module is None:
-        raise InvalidInput(f"no adapter for provider {name!r} (providers: {', '.join(MODULES)})")
-    adapter: Provider = importlib.import_module(module).make(settings, **http)
-    return adapter
+    if module is not None:
+        adapter: Provider = importlib.import_module(module).make(settings, **http)
+        return adapter
+    found = provider_settings(settings, name)
+    if found is None:
+        raise InvalidInput(f"no adapter for provider {name!r} (providers: "
+                           f"{', '.join([*settings.provider_names(), *installed()])})")
+    if found.is_endpoint:
+        from sora_cli.providers.openai.endpoint import make_endpoint
+
+        return make_endpoint(settings, found, memory, **http)
+    config = PluginConfig(name, found.base_url or None, found.api_key,
+                          timeout=settings.request_timeout, max_retries=settings.max_retries,
+                          ca_bundle=settings.ca_bundle, options=dict(found.options))
+    made: Provider = load(found.api).make(config, **http)
+    return made
+
+
+def _usable(settings: Settings, name: str) -> bool:
+    try:
+        found = provider_settings(settings, name)
+    except InvalidInput:  # a broken plug-in: its jobs wait (and `sora models` says why)
+        return False
+    return found is not None and (bool(found.api_key) or not found.key_required)
 
 
 class Adapters:
     """A process's adapters, made on first use and closed together."""
 
     def __init__(self, settings: Settings, *, made: dict[str, Provider] | None = None,
-                 **http: Any) -> None:
+                 memory: Memory | None = None, **http: Any) -> None:
         self._settings = settings
         self._made: dict[str, Provider] = dict(made or {})
+        self._memory = memory
         self._http = http
+        self._workable: tuple[str, ...] | None = None
 
     def get(self, name: str) -> Provider:
         adapter = self._made.get(name)
         if adapter is None:
-            adapter = self._made[name] = make_adapter(name, self._settings, **self._http)
+            adapter = self._made[name] = make_adapter(name, self._settings, self._memory,
+                                                      **self._http)
         return adapter
 
     def workable(self) -> tuple[str, ...]:
-        """The providers this process can work: the ones with a key (or an adapter
-        given ready-made). A job of another provider is left untouched."""
-        names = [n for n in self._settings.provider_names()
-                 if (p := self._settings.provider(n)) is not None and p.api_key]
-        return tuple(dict.fromkeys([*self._made, *names]))
+        """The providers this process can work: the ones with a key, or that need none
+        (named endpoints without one, plug-ins without a key variable), and adapters
+        given ready-made. A job of another provider is left untouched. Asked often by
+        the runner's loop: worked out once (plug-ins installed later need a new runner)."""
+        if self._workable is None:
+            names = [*self._settings.provider_names(), *installed()]
+            usable = [n for n in dict.fromkeys(names) if _usable(self._settings, n)]
+            self._workable = tuple(dict.fromkeys([*self._made, *usable]))
+        return self._workable
 
     async def aclose(self) -> None:
         for adapter in self._made.values():

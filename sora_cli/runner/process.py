@@ -118,7 +118,8 @@ async def _main(settings: Settings, runner_id: str, host: str, started: float) -
         return
     try:
         _start_up(settings, store, runner_id, host)
-        async with Adapters(settings) as adapters:  # each made when a job of its provider is
+        # each made when a job of its provider is worked; what they learn goes to the store
+        async with Adapters(settings, memory=store) as adapters:
             runner = Runner(settings, store, adapters, runner_id=runner_id, started_at=started)
             await runner.run(stop)
     finally:

@@ -73,13 +73,18 @@ class Context:
 
 
 def require_key(settings: Settings, provider: str = "openai") -> None:
-    """AuthError (exit 4) naming the variable when `provider` has no key."""
-    found = settings.provider(provider)
+    """AuthError (exit 4) naming the variable when `provider` has no key (a named
+    endpoint or a plug-in without a key variable needs none)."""
+    from sora_cli.providers.plugins import provider_settings
+
+    found = provider_settings(settings, provider)
     if found is None:
         raise InvalidInput(f"unknown provider {provider!r}")
-    if found.api_key:
+    if found.api_key or not found.key_required:
         return
     if provider == "openai":
         raise AuthError("no API key: set OPENAI_API_KEY (or api_key in the config file)")
+    if found.api:
+        raise AuthError(f"no API key for {provider}: set {found.key_env}")
     raise AuthError(f"no API key for {provider}: set {found.key_env} (or api_key in "
                     f"[providers.{provider}] of a 0600 config file)")

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from sora_cli.config import Settings
 from sora_cli.domain.durations import parse_duration
 from sora_cli.domain.images import is_url
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
@@ -20,6 +21,7 @@ from sora_cli.files import remove_stale_temps
 from sora_cli.services.context import Context
 from sora_cli.services.export import copy_into_place, output_path
 from sora_cli.services.jobs import resolve_all
+from sora_cli.services.providers import can
 from sora_cli.services.submit import submit
 from sora_cli.store.rows import Event
 
@@ -42,7 +44,7 @@ def expired(job: Job, now: float | None = None) -> bool:
 def remix(ctx: Context, ref: str, prompt: str, *, label: str | None = None) -> Job:
     """Record a job remixing a completed job's remote video with a new prompt."""
     source = ctx.store.resolve(ref)
-    _require(source, REMIX, "remix a video")
+    _require(source, REMIX, "remix a video", ctx.settings)
     if not remote_completed(source):
         raise InvalidInput(f"job {source.id} is {source.status}: only a completed job can "
                            "be remixed")
@@ -108,10 +110,13 @@ def check_remote_delete(jobs: Sequence[Job]) -> None:
                 "videos (cancel it, or delete it without --remote); nothing was deleted")
 
 
-def _require(job: Job, capability: str, what: str) -> None:
-    """InvalidInput (exit 2) when the job's provider cannot do `capability`."""
+def _require(job: Job, capability: str, what: str, settings: Settings | None = None) -> None:
+    """InvalidInput (exit 2) when the job's provider cannot do `capability` (a plug-in's
+    is known only with the settings)."""
     info = BUILTIN.get(job.provider)
-    if info is not None and capability not in info.capabilities:
+    able = (capability in info.capabilities if info is not None
+            else can(settings, job.provider, capability) if settings is not None else None)
+    if able is False:
         raise InvalidInput(f"job {job.id} is a {job.provider} job: {job.provider} cannot "
                            f"{what}; nothing was changed")
 
@@ -189,7 +194,8 @@ def export_variant(ctx: Context, job: Job, dest: Path, variant: str, *, force: b
     from sora_cli.domain.providers import VARIANTS as HAS_VARIANTS
 
     info = BUILTIN.get(job.provider)
-    if info is not None and HAS_VARIANTS not in info.capabilities:
+    if (HAS_VARIANTS not in info.capabilities if info is not None
+            else can(ctx.settings, job.provider, HAS_VARIANTS) is False):
         raise InvalidInput(f"{job.provider} jobs have only the video: no {variant}")
     if dest.is_dir():
         raise InvalidInput(f"{dest} is a directory")

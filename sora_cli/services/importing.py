@@ -10,31 +10,37 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from sora_cli.config import Settings
 from sora_cli.domain.catalogue import find_model
-from sora_cli.domain.providers import BUILTIN, IMPORT
+from sora_cli.domain.providers import BUILTIN, IMPORT, valid_provider_name
 from sora_cli.errors import ApiError, InvalidInput, JobNotFound
 from sora_cli.services.context import Context, require_key
+from sora_cli.services.providers import can
 from sora_cli.store.housekeeping import RemoteVideo
 
 if TYPE_CHECKING:
     from sora_cli.providers.base import Looked
 
 
-def split_ref(ref: str) -> tuple[str, str]:
-    """`PROVIDER:ID` -> (provider, id), for a provider that can import."""
+def split_ref(ref: str, settings: Settings | None = None) -> tuple[str, str]:
+    """`PROVIDER:ID` -> (provider, id), for a provider that can import (a named endpoint:
+    `omni:gemini::operations/abc`, the id being everything after the first colon)."""
     provider, _, remote = ref.partition(":")
     info = BUILTIN.get(provider)
-    if info is None or IMPORT not in info.capabilities or provider == "openai":
-        can = [n for n, i in BUILTIN.items() if IMPORT in i.capabilities and n != "openai"]
+    able = (IMPORT in info.capabilities if info is not None
+            else settings is not None and valid_provider_name(provider)
+            and bool(can(settings, provider, IMPORT)))
+    if not able or provider == "openai" or not remote:
+        able_ones = [n for n, i in BUILTIN.items() if IMPORT in i.capabilities and n != "openai"]
         raise InvalidInput(f"cannot import {ref[:140]!r}: give an OpenAI-contract video id, or "
-                           f"PROVIDER:ID for {', '.join(can)} ({provider} cannot look a job "
-                           "up by its id)")
+                           f"PROVIDER:ID for {', '.join(able_ones)} or a named endpoint "
+                           f"({provider} cannot look a job up by its id)")
     return provider, remote
 
 
 def lookup_all(ctx: Context, refs: Sequence[str]) -> list[RemoteVideo]:
     """Every named job, fetched before anything is recorded (an unknown one: exit 3)."""
-    wanted = [split_ref(r) for r in dict.fromkeys(refs)]
+    wanted = [split_ref(r, ctx.settings) for r in dict.fromkeys(refs)]
     for provider in dict.fromkeys(p for p, _ in wanted):
         require_key(ctx.settings, provider)
     return asyncio.run(_lookups(ctx, wanted))

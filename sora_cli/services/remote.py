@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from sora_cli.domain.jobs import Job
+from sora_cli.domain.text import clean
 from sora_cli.errors import ApiError, InvalidInput, JobNotFound
 from sora_cli.services.context import Context, require_key
 from sora_cli.store.housekeeping import RemoteVideo
@@ -44,14 +45,20 @@ def cancel_remote(ctx: Context, job: Job) -> str | None:
     from sora_cli.providers.registry import Adapters
 
     info = BUILTIN.get(job.provider)
-    if info is None or CANCEL not in info.capabilities:
+    if info is None:
+        from sora_cli.services.providers import can
+
+        if not can(ctx.settings, job.provider, CANCEL):
+            return None
+    elif CANCEL not in info.capabilities:
         return None
     require_key(ctx.settings, job.provider)
 
     async def go() -> str:
         async with Adapters(ctx.settings) as adapters:
             adapter = adapters.get(job.provider)
-            assert isinstance(adapter, Cancels)
+            if not isinstance(adapter, Cancels):
+                return f"{job.provider} cannot cancel: no longer tracked, it may still run"
             return await adapter.cancel(job)
 
     try:
@@ -78,25 +85,30 @@ def delete_remote(ctx: Context, jobs: Sequence[Job]) -> RemoteDeletes:
     result.done.extend(j for j in jobs if j.remote_id is None)
     if not sent:
         return result
-    require_key(ctx.settings)
+    for provider in dict.fromkeys(j.provider for j in sent):
+        require_key(ctx.settings, provider)
 
     async def go() -> None:
-        async with _client(ctx) as client:
+        from sora_cli.providers.base import Deletes
+        from sora_cli.providers.registry import Adapters
+
+        async with Adapters(ctx.settings) as adapters:
             for job in sent:
                 assert job.remote_id is not None
+                adapter = adapters.get(job.provider)
+                if not isinstance(adapter, Deletes):
+                    result.failed.append((job, f"{job.provider} cannot delete remote videos"))
+                    continue
                 try:
-                    answer = await client.delete(job.remote_id)
+                    deleted = await adapter.delete(job)
                 except ApiError as exc:
-                    if exc.http_status != 404:
-                        result.failed.append((job, str(exc)))
-                        continue
-                    result.notes.append(f"{job.remote_id} was already gone from the server")
+                    result.failed.append((job, str(exc)))
+                    continue
+                if deleted:
+                    result.notes.append(f"deleted remote video {clean(job.remote_id)}")
                 else:
-                    if not answer.value:  # {"deleted": false}: it is still there
-                        result.failed.append((job, "the server answered that it was not "
-                                              "deleted"))
-                        continue
-                    result.notes.append(f"deleted remote video {job.remote_id}")
+                    result.notes.append(f"{clean(job.remote_id)} was already gone from the "
+                                        "server")
                 result.done.append(job)
 
     asyncio.run(go())

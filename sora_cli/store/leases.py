@@ -28,6 +28,7 @@ _RUNNER_COLUMNS: Final = ("runner_id", "host", "pid", "started_at", "heartbeat_a
 # Above every code point: `x >= p AND x < p || _TOP` selects the strings starting with p.
 _TOP: Final = "\U0010ffff"
 FLEET_LIMIT_KEY: Final = "fleet_max_in_flight"  # a `meta` row; absent: no fleet limit
+LEARNED_PREFIX: Final = "learned:"  # `meta` rows of facts adapters learned (see recall)
 _HELD: Final = f"runner_id IS NOT NULL AND lease_expires_at >= ? AND status IN ({ACTIVE_SQL})"
 
 
@@ -169,6 +170,20 @@ class LeaseMixin:
                 return
             conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
                          "DO UPDATE SET value = excluded.value", (FLEET_LIMIT_KEY, str(limit)))
+
+    # --- what adapters learned about their servers (providers/base.py's Memory) --------
+
+    def recall(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?",
+                                 (LEARNED_PREFIX + key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def remember(self, key: str, value: str) -> None:
+        """Keep a fact for every runner of the store (a named endpoint takes only
+        multipart creates, or has no list): learned once, by whichever runner hit it."""
+        with self._conn.write() as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                         "DO UPDATE SET value = excluded.value", (LEARNED_PREFIX + key, value))
 
 
 def _claimable(conn: DB, runner_id: str, now: float, limit: int,

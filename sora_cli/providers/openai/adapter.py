@@ -25,11 +25,18 @@ from sora_cli.providers.content import ContentStream
 from sora_cli.providers.openai.client import VideosClient
 from sora_cli.providers.openai.reconcile import find_created
 from sora_cli.providers.openai.settings import api_settings
-from sora_cli.providers.openai.types import Video
+from sora_cli.providers.openai.types import Video, id_segment
 from sora_cli.providers.wire import Answer, OnAttempt, to_local
 
-STATES: Final = {"queued": RemoteState.QUEUED, "in_progress": RemoteState.RUNNING,
-                 "completed": RemoteState.COMPLETED, "failed": RemoteState.FAILED}
+# The contract's words, and the synonyms servers of it document: LiteLLM answers
+# `processing` for a running Veo or Runway job; OpenRouter's video API has `pending`,
+# `cancelled` and `expired`. Any other word means "still running" (and is shown).
+STATES: Final = {"queued": RemoteState.QUEUED, "pending": RemoteState.QUEUED,
+                 "in_progress": RemoteState.RUNNING, "processing": RemoteState.RUNNING,
+                 "running": RemoteState.RUNNING,
+                 "completed": RemoteState.COMPLETED, "failed": RemoteState.FAILED,
+                 "cancelled": RemoteState.CANCELLED, "canceled": RemoteState.CANCELLED,
+                 "expired": RemoteState.GONE}
 
 
 def make(settings: Settings, **http: Any) -> OpenAIProvider:
@@ -74,7 +81,7 @@ class OpenAIProvider:
         return self.client.stream_content(job.remote_id, variant=variant, offset=offset)
 
     def result_path(self, job: Job, variant: str = "video") -> str:
-        return f"/videos/{job.remote_id}/content"
+        return f"/videos/{id_segment(job.remote_id or '')}/content"
 
     async def find_created(self, request: CreateRequest, *, taken: Callable[[str], bool],
                            on_attempt: OnAttempt) -> Found:
@@ -87,11 +94,14 @@ class OpenAIProvider:
     async def delete(self, job: Job, *, on_attempt: OnAttempt | None = None) -> bool:
         assert job.remote_id is not None
         try:
-            await self.client.delete(job.remote_id, on_attempt=on_attempt)
+            answer = await self.client.delete(job.remote_id, on_attempt=on_attempt)
         except ApiError as exc:
             if exc.http_status == 404:
                 return False
             raise
+        if not answer.value:  # {"deleted": false}: it is still there
+            raise ApiError("the server answered that it was not deleted",
+                           request_id=answer.request_id)
         return True
 
     async def lookup(self, remote_id: str, *, on_attempt: OnAttempt | None = None) -> Looked:
@@ -104,6 +114,8 @@ class OpenAIProvider:
 def from_video(video: Video, skew: float | None = None) -> Polled:
     state = STATES.get(video.status, RemoteState.RUNNING)  # unknown words: keep polling
     error = None
+    if state is RemoteState.GONE:
+        error = JobError("expired", f"the server says the video {clean(video.status)[:64]}")
     if state is RemoteState.FAILED:
         error = JobError(clean(video.error_code or "failed"),
                          clean(video.error_message or "the video generation failed"))

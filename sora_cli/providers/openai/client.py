@@ -18,7 +18,13 @@ from sora_cli.errors import AmbiguousCreate, ApiError, InvalidInput
 from sora_cli.providers.content import ContentStream
 from sora_cli.providers.endpoint import Body, ImageFile, Multipart
 from sora_cli.providers.http import HttpApi
-from sora_cli.providers.openai.types import ApiSettings, Video, VideoPage, valid_video_id
+from sora_cli.providers.openai.types import (
+    ApiSettings,
+    Video,
+    VideoPage,
+    id_segment,
+    valid_video_id,
+)
 from sora_cli.providers.outcome import ambiguous
 from sora_cli.providers.wire import Answer, Attempt, OnAttempt
 
@@ -40,6 +46,8 @@ class VideosClient(HttpApi):
         return headers
 
     async def auth_headers(self) -> dict[str, str]:
+        if not self._settings.api_key:  # a named endpoint without a key: no auth header
+            return {}
         if self._settings.auth_style == "azure":
             return {"api-key": self._settings.api_key}
         return {"Authorization": f"Bearer {self._settings.api_key}"}
@@ -52,21 +60,32 @@ class VideosClient(HttpApi):
     async def create(self, *, prompt: str, model: str, size: str, seconds: int,
                      image_url: str | None = None, image_file: ImageFile | None = None,
                      extra: Mapping[str, Any] | None = None,
-                     on_attempt: OnAttempt | None = None) -> Answer[Video]:
+                     on_attempt: OnAttempt | None = None, multipart: bool = False,
+                     seconds_number: bool = False) -> Answer[Video]:
         """Start a video. An image reference goes as a multipart file part
         (``image_file``: name, bytes, content type) or as the JSON object form
-        ``input_reference: {"image_url": ...}``. ``extra`` fields (`--param`) go along,
-        over the others."""
+        ``input_reference: {"image_url": ...}`` (``input_reference[image_url]`` in a
+        multipart form). ``extra`` fields (`--param`) go along, over the others. An
+        empty ``size`` or a ``seconds`` of 0 is left out (the server's default).
+        ``multipart`` sends a form even without a file; ``seconds_number`` sends
+        ``seconds`` as a JSON number (gateways that want one)."""
         if not prompt.strip():
             raise InvalidInput("the prompt is empty")
-        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
             raise InvalidInput(f"seconds must be a positive whole number, not {seconds!r}")
-        fields: dict[str, Any] = {"prompt": prompt, "model": model, "size": size,
-                                  "seconds": str(seconds), **(extra or {})}
+        fields: dict[str, Any] = {"prompt": prompt, "model": model}
+        if size:
+            fields["size"] = size
+        if seconds:
+            fields["seconds"] = seconds if seconds_number else str(seconds)
+        fields.update(extra or {})
         body: Body = fields
-        if image_file is not None:
+        if image_file is not None or multipart:
             form = {k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
-            body = Multipart(form, {"input_reference": image_file})
+            if image_url is not None:
+                form["input_reference[image_url]"] = image_url
+            files = {"input_reference": image_file} if image_file is not None else {}
+            body = Multipart(form, files)
         elif image_url is not None:
             body = {**fields, "input_reference": {"image_url": image_url}}
         return await self._video("POST", "/videos", body=body, on_attempt=on_attempt, billed=True)
@@ -84,10 +103,14 @@ class VideosClient(HttpApi):
                                  on_attempt=on_attempt, billed=True)
 
     async def list_page(self, *, limit: int = 100, order: str = "desc", after: str | None = None,
-                        on_attempt: OnAttempt | None = None) -> Answer[VideoPage]:
+                        on_attempt: OnAttempt | None = None,
+                        extra: Mapping[str, str] | None = None) -> Answer[VideoPage]:
+        """One page of the list; ``extra`` query parameters go along (a gateway's
+        ``custom_llm_provider``)."""
         if not 0 <= limit <= 100 or order not in ("asc", "desc"):
             raise InvalidInput("list needs 0 <= limit <= 100 and order 'asc' or 'desc'")
-        params = {"limit": str(limit), "order": order} | ({"after": after} if after else {})
+        params = {**(extra or {}), "limit": str(limit), "order": order} | (
+            {"after": after} if after else {})
         data, headers = await self._call("GET", "/videos", params=params, on_attempt=on_attempt)
         return self._answer(VideoPage.from_json(data), headers)
 
@@ -115,7 +138,7 @@ class VideosClient(HttpApi):
                        ) -> contextlib.AbstractAsyncContextManager[ContentStream]:
         """One GET of the bytes (no retry here: download.py owns retrying downloads)."""
         path = f"/videos/{_checked(video_id)}/content"
-        if not valid_video_id(variant) or offset < 0:
+        if variant not in ("video", "thumbnail", "spritesheet") or offset < 0:
             raise InvalidInput(f"invalid content variant {variant!r} or offset {offset}")
         return self.open_stream(path, offset=offset, params={"variant": variant})
 
@@ -136,6 +159,7 @@ class VideosClient(HttpApi):
 
 
 def _checked(video_id: str) -> str:
+    """The id as one path segment of a URL (never anything else)."""
     if not valid_video_id(video_id):
         raise InvalidInput(f"invalid video id {video_id[:140]!r}")
-    return video_id
+    return id_segment(video_id)

@@ -7,21 +7,34 @@ are coerced rather than refused, since gateways differ in the details.
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
+from urllib.parse import quote
 
 from sora_cli.domain.text import mask_key, scrub_or_none
 from sora_cli.errors import ApiError
 from sora_cli.providers.limits import number, plausible_time, whole
 
-_VIDEO_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+MAX_ID_CHARS: Final = 1024  # LiteLLM's encrypted ids run to a few hundred characters
+# Control and format characters (escapes, bidi overrides, zero-width), line separators.
+_UNSAFE: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 
 
 def valid_video_id(value: object) -> bool:
-    """True when ``value`` is safe to put in a URL path as a video id."""
-    return isinstance(value, str) and _VIDEO_ID.fullmatch(value) is not None
+    """True for an id sora can keep, show and address: the contract's ids are opaque
+    (``video_...``, ``gemini::operations/...``), so only their length and characters are
+    checked; `id_segment` makes any of them one path segment."""
+    return (isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS
+            and value not in (".", "..") and value.strip() == value
+            and not any(unicodedata.category(c) in _UNSAFE for c in value))
+
+
+def id_segment(video_id: str) -> str:
+    """A video id as ONE path segment: every byte but unreserved ones percent-encoded
+    (``/``, ``:``, ``?``, ``#``, ``%`` included), so it can never leave its segment."""
+    return quote(video_id, safe="")
 
 
 @dataclass(frozen=True, repr=False)

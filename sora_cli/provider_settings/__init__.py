@@ -24,9 +24,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sora_cli.domain.providers import BUILTIN, OPENAI
+from sora_cli.domain.providers import BUILTIN, OPENAI, EndpointDialect
 from sora_cli.domain.text import checked_key, mask_key, mask_url
 from sora_cli.errors import InvalidInput
+from sora_cli.provider_settings.endpoints import (
+    CONTRACT,
+    caps_env,
+    dialect,
+    is_extra_table,
+    read_extra,
+)
 
 TABLE_KEYS: Final = ("base_url", "api_key", "max_in_flight", "creates_per_minute",
                      "platform_url")
@@ -42,13 +49,34 @@ class ProviderSettings:
     max_in_flight: int | None = None  # None: the runner's own max_in_flight
     creates_per_minute: int | None = None  # None: the top-level creates_per_minute
     platform_url: str | None = None  # fal: the platform API (request lists)
+    # "": a built-in provider; "openai": a named endpoint of the Videos contract; else
+    # the entry-point name of the plug-in that serves it (provider_settings/endpoints.py).
+    api: str = ""
+    dialect: EndpointDialect | None = None  # a named endpoint's
+    options: Mapping[str, Any] = field(default_factory=dict)  # a plug-in's own keys
+    key_required: bool = True  # False: no key configured means no auth header
+
+    @property
+    def is_endpoint(self) -> bool:
+        return self.api == CONTRACT
 
     def public_dict(self) -> dict[str, Any]:
-        return {"base_url": mask_url(self.base_url), "key_env": self.key_env,
-                "api_key": mask_key(self.api_key), "has_key": bool(self.api_key),
-                "max_in_flight": self.max_in_flight,
-                "creates_per_minute": self.creates_per_minute,
-                **({"platform_url": mask_url(self.platform_url)} if self.platform_url else {})}
+        out: dict[str, Any] = {
+            "base_url": mask_url(self.base_url), "key_env": self.key_env or None,
+            "api_key": mask_key(self.api_key), "has_key": bool(self.api_key),
+            "max_in_flight": self.max_in_flight, "creates_per_minute": self.creates_per_minute,
+            **({"platform_url": mask_url(self.platform_url)} if self.platform_url else {})}
+        if self.api:
+            out["api"] = self.api
+            out["key_required"] = self.key_required
+        if self.dialect is not None:
+            d = self.dialect
+            out.update(create_encoding=d.create_encoding, seconds_type=d.seconds_type,
+                       list_params=dict(d.list_params), sizes=list(d.sizes or []) or None,
+                       seconds=list(d.seconds or []) or None, models=list(d.models))
+        if self.options:
+            out["options"] = sorted(self.options)  # names only: values may be secret
+        return out
 
 
 def read_tables(data: Any, origin: str, warnings: list[str], *,
@@ -59,6 +87,9 @@ def read_tables(data: Any, origin: str, warnings: list[str], *,
         raise InvalidInput(f"{origin}: [providers] must be a table of [providers.NAME] tables")
     out: dict[str, dict[str, Any]] = {}
     for name, table in data.items():
+        if is_extra_table(name, table):
+            out[name] = read_extra(name, table, origin, warnings)
+            continue
         if name not in BUILTIN:
             warnings.append(f"{origin}: unknown provider [providers.{name}] ignored "
                             f"(providers: {', '.join(BUILTIN)})")
@@ -136,8 +167,28 @@ def build(tables: Mapping[str, Mapping[str, Any]], env: Mapping[str, str],
             name=name, base_url=_checked_url(base, info.base_url_envs), key_env=info.key_env,
             api_key=checked_key(key, origin, notes) if key else None,
             platform_url=_checked_url(platform, info.platform_url_envs) if platform else None,
-            **caps))
+            max_in_flight=caps["max_in_flight"], creates_per_minute=caps["creates_per_minute"]))
+    out.extend(_extra(name, table, env, notes) for name, table in tables.items()
+               if "api" in table)
     return tuple(out)
+
+
+def _extra(name: str, table: Mapping[str, Any], env: Mapping[str, str], notes: list[str],
+           ) -> ProviderSettings:
+    """A named endpoint or a plug-in's settings: its key from the variable it names,
+    checked as the built-in providers' are."""
+    key_env = table.get("api_key_env", "")
+    key = env.get(key_env) if key_env else None
+    caps: dict[str, int | None] = {cap: table.get(cap) for cap in _CAPS}
+    for cap in _CAPS:
+        if env.get(variable := caps_env(name, cap)):
+            caps[cap] = _coerce(name, cap, env[variable], variable)
+    return ProviderSettings(
+        name=name, base_url=table.get("base_url", ""), key_env=key_env,
+        api_key=checked_key(key, key_env, notes) if key else None,
+        max_in_flight=caps["max_in_flight"], creates_per_minute=caps["creates_per_minute"],
+        api=table["api"], dialect=dialect(table) if table["api"] == CONTRACT else None,
+        options=dict(table.get("options", {})), key_required=bool(key_env))
 
 
 def openai_caps(tables: Mapping[str, Mapping[str, Any]], env: Mapping[str, str]
