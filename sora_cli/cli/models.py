@@ -7,37 +7,52 @@ from typing import Any
 import typer
 
 from sora_cli.cli.app import app
-from sora_cli.cli.common import open_context, out
+from sora_cli.cli.common import note, open_context, out
 from sora_cli.cli.render import json_line
 from sora_cli.domain.catalogue import ModelInfo, models
 from sora_cli.domain.providers import BUILTIN
 from sora_cli.domain.text import clean
 from sora_cli.errors import InvalidInput
+from sora_cli.services.providers import ProviderRow
 
 
 @app.command("models")
 def models_cmd(
     tctx: typer.Context,
     provider: str = typer.Option(None, "--provider", metavar="P",
-                                 help=f"Only this provider's ({', '.join(BUILTIN)})."),
+                                 help=f"Only this provider's ({', '.join(BUILTIN)}, a named "
+                                 "endpoint or a plug-in)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per model per line."),
 ) -> None:
     """The models sora knows, by provider: what --seconds and --size they take, their
     image field, their price (with the day it was read) and what sora can do with
     them. Any other model of a provider can be used too, with --param for its fields.
+    Named endpoints (`[providers.NAME] api = "openai"` in the config) and plug-in
+    providers are listed too, with the models their config or plug-in names (`*`: any).
 
     \b
     sora models --provider fal
+    sora models --provider omni
     sora models --json | jq -r 'select(.price.usd_per_second) | .model'
     """
-    names = list(BUILTIN) if provider is None else [provider.strip().lower()]
-    if names[0] not in BUILTIN:
-        raise InvalidInput(f"--provider must be one of {', '.join(BUILTIN)} (got {provider!r})")
+    from sora_cli.services.providers import extra_providers
+
     settings = open_context(tctx).settings
+    extras = extra_providers(settings)
+    for extra in extras:
+        for problem in extra.problems:
+            note(problem)
+    known = [*BUILTIN, *(r.name for r in extras if not r.problems)]
+    names = list(known) if provider is None else [provider.strip().lower()]
+    if names[0] not in known:
+        raise InvalidInput(f"--provider must be one of {', '.join(known)} (got {provider!r})")
     aliases: dict[str, list[str]] = {}
     for name, target in settings.alias_map().items():
         aliases.setdefault(target, []).append(name)
-    rows = [model_dict(info, aliases.get(info.ref, [])) for n in names for info in models(n)]
+    rows = [model_dict(info, aliases.get(info.ref, [])) for n in names if n in BUILTIN
+            for info in models(n)]
+    rows += [r for extra in extras if extra.name in names and not extra.problems
+             for r in extra_dicts(extra, aliases)]
     if as_json:
         for row in rows:
             out(json_line(row))
@@ -48,6 +63,24 @@ def models_cmd(
     widths = [max(len(c[i]) for c in (head, *cells)) for i in range(len(head))]
     for line in (head, *cells):
         out("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+
+def extra_dicts(row: ProviderRow, aliases: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The rows of a named endpoint or a plug-in provider: one per model it names, or
+    one `*` row (any model)."""
+    out = []
+    for model in row.models or ("*",):
+        ref = f"{row.name}:{model}"
+        out.append({
+            "provider": row.name, "model": clean(model), "ref": clean(ref), "kind": row.kind,
+            "aliases": aliases.get(ref, []),
+            "seconds": {"field": "seconds", "values": list(row.seconds), "min": None,
+                        "max": None, "default": None} if row.seconds else None,
+            "sizes": list(row.sizes), "aspect_ratio_field": None, "resolution_field": None,
+            "image_field": "input_reference" if row.kind == "endpoint" else None,
+            "image_required": False, "price": None, "capabilities": list(row.capabilities),
+            "base_url": row.base_url, "description": clean(row.description)})
+    return out
 
 
 def model_dict(info: ModelInfo, config_aliases: list[str]) -> dict[str, Any]:

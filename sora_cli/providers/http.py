@@ -321,7 +321,13 @@ class HttpApi:
         # The deadline runs once a connection is ours (waiting for one is not the
         # server's doing): per-read timeouts alone never end a drip-fed answer.
         async with self._connection() as http, asyncio.timeout(deadline):
-            if isinstance(body, Multipart):  # rebuilt from bytes on every attempt
+            if isinstance(body, Multipart) and not body.files:
+                # a form without a file is still multipart/form-data (httpx would
+                # urlencode it): every field as a part without a file name
+                parts = [(k, (None, v.encode())) for k, v in body.fields.items()]
+                request = http.build_request(method, url, files=parts, params=params,
+                                             headers=auth)
+            elif isinstance(body, Multipart):  # rebuilt from bytes on every attempt
                 request = http.build_request(method, url, data=body.fields,
                                              files=body.files, params=params, headers=auth)
             else:

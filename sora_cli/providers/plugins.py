@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from sora_cli.config import Settings
 from sora_cli.domain.providers import BUILTIN, CAPABILITIES, valid_provider_name
@@ -125,7 +125,3 @@ def plugin_rows(settings: Settings) -> Iterable[tuple[str, str, ProviderPlugin]]
     for name, api in names.items():
         if api in installed():
             yield name, api, load(api)
-
-
-def plugin_options(found: ProviderSettings) -> dict[str, Any]:
-    return dict(found.options)

@@ -61,6 +61,13 @@ def extra_providers(settings: Settings) -> list[ProviderRow]:
             rows.append(ProviderRow(p.name, "endpoint", _endpoint_note(p), d.models,
                                     tuple(sorted(ENDPOINT_CAPABILITIES)), d.sizes or (),
                                     d.seconds or (), p.base_url))
+    from sora_cli.providers.plugins import installed
+
+    for p in settings.providers:
+        if p.api and not p.is_endpoint and p.api not in installed():
+            problem = (f"[providers.{p.name}] names the plug-in {p.api!r}, which is not "
+                       "installed")
+            rows.append(ProviderRow(p.name, "plugin", problem, (), (), problems=[problem]))
     try:
         plugins = list(plugin_rows(settings))
     except InvalidInput as exc:
