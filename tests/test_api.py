@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import urllib.parse
-
 import asyncio
 import json
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
