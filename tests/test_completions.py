@@ -33,3 +33,17 @@ def test_completion_answers_commands_and_options(tmp_path: Path) -> None:
     env.update(COMP_CWORD="1", COMP_WORDS="sora wa")
     r = subprocess.run([sora], env=env, capture_output=True, text=True, timeout=30)
     assert r.stdout.split() == ["plain,wait", "plain,watch"]
+
+
+def test_model_and_provider_complete_with_named_endpoints(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        '[providers.omni]\napi = "openai"\nbase_url = "http://gpu-box:8091/v1"\n'
+        'models = ["Wan-AI/Wan2.2-T2V-A14B-Diffusers"]\n')
+    sora = str(Path(sys.executable).with_name("sora"))
+    env = {**os.environ, "SORA_HOME": str(tmp_path), "_SORA_COMPLETE": "complete_bash",
+           "COMP_CWORD": "3", "COMP_WORDS": "sora submit --model om"}
+    r = subprocess.run([sora], env=env, capture_output=True, text=True, timeout=30)
+    assert r.stdout.split() == ["plain,omni:", "plain,omni:Wan-AI/Wan2.2-T2V-A14B-Diffusers"]
+    env.update(COMP_WORDS="sora models --provider ")
+    r = subprocess.run([sora], env=env, capture_output=True, text=True, timeout=30)
+    assert r.stdout.split() == ["plain,openai", "plain,fal", "plain,replicate", "plain,omni"]

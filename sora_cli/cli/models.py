@@ -8,6 +8,7 @@ import typer
 
 from sora_cli.cli.app import app
 from sora_cli.cli.common import note, open_context, out
+from sora_cli.cli.completing import complete_provider
 from sora_cli.cli.render import json_line
 from sora_cli.domain.catalogue import ModelInfo, models
 from sora_cli.domain.providers import BUILTIN
@@ -21,7 +22,7 @@ def models_cmd(
     tctx: typer.Context,
     provider: str = typer.Option(None, "--provider", metavar="P",
                                  help=f"Only this provider's ({', '.join(BUILTIN)}, a named "
-                                 "endpoint or a plug-in)."),
+                                 "endpoint or a plug-in).", autocompletion=complete_provider),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per model per line."),
 ) -> None:
     """The models sora knows, by provider: what --seconds and --size they take, their

@@ -25,6 +25,7 @@ from sora_cli.cli.common import (
     read_stdin,
     warn_if_insecure,
 )
+from sora_cli.cli.completing import complete_model
 from sora_cli.cli.render import cost_text, json_line
 from sora_cli.domain.batch import BatchLine, check_request, parse_batch
 from sora_cli.domain.jobs import VideoRequest
@@ -49,8 +50,10 @@ def submit_cmd(
                              "size, seconds, image, label, params; - reads stdin. Blank lines "
                              "and # comments are skipped."),
     model: str = typer.Option(None, "--model", "-m", metavar="[PROVIDER:]MODEL",
-                              help="fal:ENDPOINT, replicate:OWNER/NAME, an alias (sora models) "
-                              "or an OpenAI-contract model [default: from config, sora-2]."),
+                              help="fal:ENDPOINT, replicate:OWNER/NAME, NAME:MODEL of a named "
+                              "endpoint or a plug-in, an alias (sora models) or an "
+                              "OpenAI-contract model [default: from config, sora-2].",
+                              autocompletion=complete_model),
     seconds: str = typer.Option(None, "--seconds", "-s", help="Length, one the model takes "
                                 "(sora models) [default: the model's; sora-2: 4]."),
     size: str = typer.Option(None, "--size", metavar="WxH", help="Mapped onto the model's "

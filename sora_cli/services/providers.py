@@ -90,4 +90,18 @@ def _endpoint_note(p: ProviderSettings) -> str:
 
 def provider_names(settings: Settings) -> list[str]:
     """Every provider `sora models --provider` takes."""
-    return [*BUILTIN, *(r.name for r in extra_providers(settings) if r.name != "-")]
+    return [*BUILTIN, *(r.name for r in extra_providers(settings) if not r.problems)]
+
+
+def model_completions(settings: Settings, incomplete: str) -> list[str]:
+    """What `--model` may be completed to: catalogued references and aliases, and every
+    provider's prefix (named endpoints, plug-ins), with the models they name."""
+    from sora_cli.domain.catalogue import SHIPPED, models
+
+    refs = [*settings.alias_map(), *(m.id for m in models("openai"))]
+    refs += [info.ref for name in SHIPPED for info in models(name)]
+    for row in extra_providers(settings):
+        if not row.problems:
+            refs += [f"{row.name}:", *(f"{row.name}:{m}" for m in row.models)]
+    refs += [f"{name}:" for name in BUILTIN if name != "openai"]
+    return sorted({r for r in refs if r.startswith(incomplete)})
