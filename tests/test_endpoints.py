@@ -282,3 +282,31 @@ def test_the_store_keeps_what_was_learned_for_every_runner(tmp_path: Path) -> No
     assert [v for k, v in again._conn.execute(
         "SELECT key, value FROM meta WHERE key LIKE 'learned:%'").fetchall()] == ["multipart"]
     assert again.recall(endpoint(Server(refused(422)))._key("encoding")) == "multipart"
+
+
+def test_a_key_to_a_plain_http_endpoint_elsewhere_is_warned_about(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sora_cli.cli.common import warn_if_insecure
+
+    s = settings_with(tmp_path, '[providers.omni]\napi = "openai"\nbase_url = '
+                      '"http://gpu-box.invalid:8091/v1"\napi_key_env = "OMNI_KEY"\n',
+                      OMNI_KEY="k-omni-123")
+    warn_if_insecure(s, ["omni", "omni"])
+    err = capsys.readouterr().err
+    assert err.count("omni (http://gpu-box.invalid:8091/v1) is plain http") == 1
+    assert "OMNI_KEY" in err and "k-omni-123" not in err
+    keyless = settings_with(tmp_path, '[providers.omni]\napi = "openai"\nbase_url = '
+                            '"http://gpu-box.invalid:8091/v1"\n')
+    warn_if_insecure(keyless, ["omni"])
+    assert "omni" not in capsys.readouterr().err
+
+
+def test_a_list_refused_for_good_fails_the_job_instead_of_waiting_forever() -> None:
+    memory = InProcess()
+    server = Server(httpx.Response(400, json={"error": {
+        "message": "custom_llm_provider is required to list videos"}}))
+    found = find(endpoint(server, memory=memory))
+    assert found.created is None and "custom_llm_provider is required" in (found.undecided or "")
+    assert "list_params" in (found.undecided or "") and not memory._facts  # not remembered
+    with pytest.raises(ApiError):  # a rate limit: the runner looks again later
+        find(endpoint(Server(httpx.Response(429, json={"error": {"message": "slow"}}))))

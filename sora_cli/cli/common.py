@@ -40,11 +40,17 @@ def open_context(tctx: typer.Context | None = None) -> Context:
     return ctx
 
 
-def warn_if_insecure(settings: Settings) -> None:
-    """For commands that send the API key: say so when it would travel in clear text."""
+def warn_if_insecure(settings: Settings, providers: Iterable[str] = ()) -> None:
+    """For commands that send the API key: say so when it would travel in clear text
+    (to the openai base URL, or to a named endpoint of `providers` that has a key)."""
     if insecure_base_url(settings.base_url):
         note(f"warning: {mask_url(settings.base_url)} is plain http to another machine: the "
              "API key and your prompts travel unencrypted (use https://)")
+    for name in dict.fromkeys(providers):
+        p = settings.provider(name)
+        if p is not None and p.is_endpoint and p.api_key and insecure_base_url(p.base_url):
+            note(f"warning: {name} ({mask_url(p.base_url)}) is plain http to another machine: "
+                 f"its key ({p.key_env}) and your prompts travel unencrypted (use https://)")
 
 
 def _check_home() -> None:

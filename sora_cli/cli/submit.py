@@ -119,7 +119,7 @@ def submit_cmd(
         _dry_run(ctx, items, fit=fit, force=force, origins=origins, source=source,
                  as_json=as_json, quiet=quiet)
         return
-    warn_if_insecure(s)
+    warn_if_insecure(s, (i.request.provider for i in items))
     if download and output is not None:
         path, is_dir = output_path(output, Path.cwd(), count=len(items))
         refuse_existing([] if is_dir else [path], force=force)  # before anything is recorded

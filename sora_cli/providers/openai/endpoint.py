@@ -153,10 +153,19 @@ class EndpointProvider(OpenAIProvider):
         try:
             return await self._find(request, taken=taken, on_attempt=on_attempt)
         except ApiError as exc:
-            if exc.http_status not in NO_LIST:
-                raise
-            self._learn(LISTS, "no")
-            return Found(undecided=self._unlisted(exc.http_status))
+            status = exc.http_status or 0
+            if status in NO_LIST:
+                self._learn(LISTS, "no")
+                return Found(undecided=self._unlisted(status))
+            if 400 <= status < 500 and not exc.retryable:
+                # refused for good (a list_params the gateway wants, a key it rejects):
+                # waiting would never end, and guessing could pay twice
+                return Found(undecided=(
+                    f"the create request got no usable answer, and {self.name} refused to "
+                    f"list its videos (HTTP {status}: {exc.message}), so whether it made one "
+                    "cannot be told: it was not sent again (check list_params in "
+                    f"[providers.{self.name}])"))
+            raise
 
     async def _find(self, request: CreateRequest, *, taken: Callable[[str], bool],
                     on_attempt: OnAttempt) -> Found:
