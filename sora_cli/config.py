@@ -192,22 +192,27 @@ _SDK_ENV: Final = {
 def missing_keys(settings: Settings) -> list[str]:
     """The key variables (OPENAI_API_KEY, FAL_KEY...) these settings lack. A runner
     without a provider's key leaves its jobs untouched; a command that has the key, and
-    finds such a runner with work for it, hands the work over (runner/spawn.hand_over)."""
+    finds such a runner with work for it, hands the work over (runner/spawn.hand_over).
+    A named endpoint or plug-in table without `api_key_env` needs no key."""
     return sorted(p.key_env for n in settings.provider_names()
-                  if (p := settings.provider(n)) is not None and not p.api_key)
+                  if (p := settings.provider(n)) is not None and _lacks_key(p))
 
 
 def keys_missing_for(settings: Settings, jobs: Iterable[Any]) -> list[str]:
     """The key variables these settings lack for the providers of `jobs`."""
     wanted = {getattr(j, "provider", "openai") for j in jobs}
     return sorted(p.key_env for n in wanted
-                  if (p := settings.provider(n)) is not None and not p.api_key)
+                  if (p := settings.provider(n)) is not None and _lacks_key(p))
 
 
 def keyed_providers(settings: Settings) -> list[str]:
-    """The providers these settings have a key for."""
+    """The providers these settings can work: a key for each, or none needed."""
     return [n for n in settings.provider_names()
-            if (p := settings.provider(n)) is not None and p.api_key]
+            if (p := settings.provider(n)) is not None and not _lacks_key(p)]
+
+
+def _lacks_key(p: ProviderSettings) -> bool:
+    return not p.api_key and p.key_required
 
 
 def default_home(env: Mapping[str, str]) -> Path:

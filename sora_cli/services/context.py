@@ -56,8 +56,8 @@ class Context:
         A live runner that lacks a key this process has, while there is work for it (one
         started where the key was not set), is stopped first: the work goes on."""
         s = self.settings
-        keyed = keyed_providers(s)
-        if not self.store.has_active(providers=keyed):
+        keyed = keyed_providers(s)  # with a key, or needing none (a keyless endpoint)
+        if not self.store.has_active(providers=keyed) and not self._plugin_work():
             return False
         self._hand_over(keyed)
         return self.hooks.start_runner(self.settings)
@@ -70,6 +70,13 @@ class Context:
         ours = [n for n in keyed if (p := self.settings.provider(n)) and p.key_env in lacking]
         if ours and self.store.has_active(providers=ours):
             hand_over(self.settings.lock_path, lacking - set(missing_keys(self.settings)))
+
+    def _plugin_work(self) -> bool:
+        """Unfinished jobs of a provider neither built in nor configured (a plug-in's):
+        whether its key is set is the plug-in's to say, and loading it here would put
+        provider modules on every command's path, so the runner is started and leaves
+        alone what it cannot work."""
+        return self.store.has_active(others_than=self.settings.provider_names())
 
 
 def require_key(settings: Settings, provider: str = "openai") -> None:

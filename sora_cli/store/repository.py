@@ -286,11 +286,16 @@ class Store(LeaseMixin, AdminMixin, MoneyMixin, BrowseMixin):
             sql += f" LIMIT {int(limit)}"
         return [row_to_job(r) for r in self._conn.execute(sql, params)]
 
-    def has_active(self, *, providers: Sequence[str] | None = None) -> bool:
-        """Any unfinished job (of one of `providers`, when given)?"""
+    def has_active(self, *, providers: Sequence[str] | None = None,
+                   others_than: Sequence[str] | None = None) -> bool:
+        """Any unfinished job (of one of `providers`, when given; of none of
+        `others_than`, when given)?"""
         sql, params = f"SELECT 1 FROM jobs WHERE status IN ({ACTIVE_SQL})", list(providers or ())
         if providers is not None:
             sql += f" AND provider IN ({', '.join('?' * len(params)) or 'NULL'})"
+        if others_than:
+            sql += f" AND provider NOT IN ({', '.join('?' * len(others_than))})"
+            params += list(others_than)
         return self._conn.execute(sql + " LIMIT 1", params).fetchone() is not None
 
     def count_active(self) -> int:

@@ -12,7 +12,8 @@ from sora_cli.domain.jobs import Job, JobError
 from sora_cli.errors import AmbiguousCreate
 from sora_cli.providers.base import Created, CreateRequest, PluginConfig, Polled, RemoteState
 from sora_cli.providers.content import ContentStream
-from sora_cli.providers.http import EndpointSettings, HttpApi
+from sora_cli.providers.endpoint import EndpointSettings
+from sora_cli.providers.http import HttpApi
 from sora_cli.providers.wire import OnAttempt
 
 capabilities: frozenset[str] = frozenset()  # no list: an unanswered create is never re-sent
