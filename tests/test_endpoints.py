@@ -100,6 +100,16 @@ def test_a_model_of_an_endpoint_is_sent_without_its_prefix(tmp_path: Path) -> No
     assert (bare.size, bare.seconds) == ("", 0)  # not given: the server's defaults
 
 
+def test_sora_serve_resolves_a_named_endpoint_as_the_cli_does(tmp_path: Path) -> None:
+    from sora_cli.serve.body import parse_request
+
+    s = settings_with(tmp_path, OMNI + 'sizes = ["832x480"]\n')
+    req = parse_request({"prompt": "a heron", "model": "omni:wan", "size": "832x480"}, s)
+    assert (req.provider, req.model, req.size) == ("omni", "wan", "832x480")
+    with pytest.raises(InvalidInput, match="omni takes --size 832x480"):
+        parse_request({"prompt": "a heron", "model": "omni:wan", "size": "1280x720"}, s)
+
+
 def test_restricted_sizes_and_seconds_are_checked_before_recording() -> None:
     defaults = Defaults(known=("openai", "omni"), endpoints={
         "omni": EndpointDialect(sizes=("832x480",), seconds=(5, 10))})

@@ -15,8 +15,9 @@ from typing import Any, Final
 from sora_cli.config import Settings
 from sora_cli.domain.batch import check_request
 from sora_cli.domain.jobs import VideoRequest
-from sora_cli.domain.models import Defaults, Draft, check_params, parse_whole_seconds, resolve
+from sora_cli.domain.models import Draft, check_params, parse_whole_seconds, resolve
 from sora_cli.errors import InvalidInput
+from sora_cli.services.providers import request_defaults
 
 FIELDS: Final = ("prompt", "model", "seconds", "size", "label", "params")
 
@@ -64,6 +65,5 @@ def parse_request(data: Any, settings: Settings) -> VideoRequest:
     draft = Draft(data["prompt"], model=fields["model"], size=fields["size"],
                   label=fields["label"], params=check_params(params or {}, "\"params\""),
                   seconds=None if seconds is None else parse_whole_seconds(seconds))
-    defaults = Defaults(model=settings.model, size=settings.size, seconds=settings.seconds,
-                        aliases=settings.alias_map(), known=settings.provider_names())
-    return check_request(resolve(draft, defaults))
+    # the CLI's own defaults: named endpoints' dialects and plug-ins resolve the same way
+    return check_request(resolve(draft, request_defaults(settings)))
