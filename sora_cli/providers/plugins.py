@@ -11,7 +11,7 @@ only when its provider is used or listed.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from functools import cache
 from typing import TYPE_CHECKING, Final
@@ -63,23 +63,6 @@ def load(api: str) -> ProviderPlugin:
                            f"{', '.join(sorted(unknown))}")
     result: ProviderPlugin = plugin
     return result
-
-
-class KnownProviders:
-    """The provider names a model reference may use: the built-in and configured ones,
-    and, looked up only on a miss, the plug-ins installed."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._names = tuple(settings.provider_names())
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._names or (isinstance(name, str) and name in installed())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys([*self._names, *installed()]))
-
-    def __len__(self) -> int:
-        return len(list(iter(self)))
 
 
 def provider_settings(settings: Settings, name: str,

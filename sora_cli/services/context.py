@@ -82,9 +82,11 @@ class Context:
 def require_key(settings: Settings, provider: str = "openai") -> None:
     """AuthError (exit 4) naming the variable when `provider` has no key (a named
     endpoint or a plug-in without a key variable needs none)."""
-    from sora_cli.providers.plugins import provider_settings
+    found = settings.provider(provider)
+    if found is None or (found.api and not found.is_endpoint):  # a plug-in's: ask it
+        from sora_cli.providers.plugins import provider_settings
 
-    found = provider_settings(settings, provider)
+        found = provider_settings(settings, provider)
     if found is None:
         raise InvalidInput(f"unknown provider {provider!r}")
     if found.api_key or not found.key_required:

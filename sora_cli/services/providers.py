@@ -5,6 +5,7 @@ name is neither of the others). No adapter is made here and httpx is not importe
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,6 @@ from sora_cli.config import Settings
 from sora_cli.domain.models import Defaults
 from sora_cli.domain.providers import BUILTIN
 from sora_cli.errors import InvalidInput
-from sora_cli.providers.plugins import KnownProviders, capabilities, plugin_rows
 
 if TYPE_CHECKING:
     from sora_cli.provider_settings import ProviderSettings
@@ -26,9 +26,35 @@ def request_defaults(settings: Settings) -> Defaults:
                     endpoints=settings.endpoint_dialects())
 
 
+class KnownProviders:
+    """The provider names a model reference may use: the built-in and configured ones,
+    and, looked up only on a miss, the plug-ins installed (so a submit to a built-in or
+    configured provider loads no provider module)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._names = tuple(settings.provider_names())
+
+    def __contains__(self, name: object) -> bool:
+        if name in self._names:
+            return True
+        from sora_cli.providers.plugins import installed
+
+        return isinstance(name, str) and name in installed()
+
+    def __iter__(self) -> Iterator[str]:
+        from sora_cli.providers.plugins import installed
+
+        return iter(dict.fromkeys([*self._names, *installed()]))
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+
 def can(settings: Settings, provider: str, capability: str) -> bool | None:
     """Whether `provider` declares `capability` (None: sora does not know the provider)."""
     try:
+        from sora_cli.providers.plugins import capabilities
+
         caps = capabilities(settings, provider)
     except InvalidInput:  # a plug-in that no longer loads
         return None
@@ -69,6 +95,8 @@ def extra_providers(settings: Settings) -> list[ProviderRow]:
                        "installed")
             rows.append(ProviderRow(p.name, "plugin", problem, (), (), problems=[problem]))
     try:
+        from sora_cli.providers.plugins import plugin_rows
+
         plugins = list(plugin_rows(settings))
     except InvalidInput as exc:
         plugins = []
