@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from sora_cli.cli.manage import SHELLS, completion_script
+from sora_cli.domain.providers import BUILTIN
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,4 +47,4 @@ def test_model_and_provider_complete_with_named_endpoints(tmp_path: Path) -> Non
     assert r.stdout.split() == ["plain,omni:", "plain,omni:Wan-AI/Wan2.2-T2V-A14B-Diffusers"]
     env.update(COMP_WORDS="sora models --provider ")
     r = subprocess.run([sora], env=env, capture_output=True, text=True, timeout=30)
-    assert r.stdout.split() == ["plain,openai", "plain,fal", "plain,replicate", "plain,omni"]
+    assert r.stdout.split() == [f"plain,{name}" for name in (*BUILTIN, "omni")]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 from sora_cli.config import Settings
 from sora_cli.domain.providers import BUILTIN, CAPABILITIES, valid_provider_name
+from sora_cli.domain.text import checked_key, register_secrets
 from sora_cli.errors import InvalidInput
 from sora_cli.provider_settings import ProviderSettings
 
@@ -80,8 +81,18 @@ def provider_settings(settings: Settings, name: str,
     key_env = (found.key_env if found is not None and found.key_env
                else getattr(plugin, "key_env", None) or "")
     base = found if found is not None else ProviderSettings(name, "", "", api=api)
-    return replace(base, key_env=key_env, api_key=env.get(key_env) or None if key_env else None,
-                   key_required=bool(key_env))
+    return replace(base, key_env=key_env, api_key=_key(env, key_env), key_required=bool(key_env))
+
+
+def _key(env: Mapping[str, str], key_env: str) -> str | None:
+    """A plug-in's key, checked as every key is (exit 4 when it cannot go in a header)
+    and masked in whatever is stored or printed from now on."""
+    value = env.get(key_env) if key_env else None
+    if not value:
+        return None
+    key = checked_key(value, key_env, [])
+    register_secrets([key])
+    return key
 
 
 def capabilities(settings: Settings, name: str) -> frozenset[str] | None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sora_cli.config import Settings
 from sora_cli.domain.models import Defaults
 from sora_cli.domain.providers import BUILTIN
+from sora_cli.domain.text import mask_url
 from sora_cli.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def extra_providers(settings: Settings) -> list[ProviderRow]:
             d = p.dialect
             rows.append(ProviderRow(p.name, "endpoint", _endpoint_note(p), d.models,
                                     tuple(sorted(ENDPOINT_CAPABILITIES)), d.sizes or (),
-                                    d.seconds or (), p.base_url))
+                                    d.seconds or (), mask_url(p.base_url)))
     from sora_cli.providers.plugins import installed
 
     for p in settings.providers:
@@ -113,7 +114,8 @@ def extra_providers(settings: Settings) -> list[ProviderRow]:
 def _endpoint_note(p: ProviderSettings) -> str:
     key = f"key from {p.key_env}" if p.key_env else "no key"
     assert p.dialect is not None
-    return f"Videos contract at {p.base_url} ({key}, create {p.dialect.create_encoding})"
+    return (f"Videos contract at {mask_url(p.base_url)} ({key}, create "
+            f"{p.dialect.create_encoding})")
 
 
 def provider_names(settings: Settings) -> list[str]:

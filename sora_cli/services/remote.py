@@ -158,7 +158,8 @@ def import_videos(ctx: Context, ids: Sequence[str], *, remote_list: bool) -> Imp
     if others:
         from sora_cli.services.importing import lookup_all, split_ref
 
-        theirs = {ref: ctx.store.job_by_remote_id(split_ref(ref)[1]) for ref in others}
+        theirs = {ref: ctx.store.job_by_remote_id(split_ref(ref, ctx.settings)[1])
+                  for ref in others}
         again += [j for j in theirs.values() if j is not None and recoverable(j)]
         looked = lookup_all(ctx, [r for r, j in theirs.items() if j is None or
                                   not recoverable(j)])
