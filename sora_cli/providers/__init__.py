@@ -2,7 +2,8 @@
 
 A plug-in provider implements `Provider` (and any of the optional capabilities
 `FindsCreated`, `Cancels`, `Deletes`, `LooksUp`) and answers with `Created`, `Polled` and
-`Found`.
+`Found`; its package registers a `ProviderPlugin`, whose ``make`` is handed a
+`PluginConfig`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ if TYPE_CHECKING:
         Found,
         ImageInput,
         LooksUp,
+        Memory,
+        PluginConfig,
         Polled,
         Provider,
+        ProviderPlugin,
         RemoteState,
         capable,
     )
@@ -30,7 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Adapters", "Cancels", "CreateRequest", "Created", "Deletes", "FindsCreated", "Found",
-    "ImageInput", "LooksUp", "Polled", "Provider", "RemoteState", "capable", "make_adapter",
+    "ImageInput", "LooksUp", "Memory", "PluginConfig", "Polled", "Provider", "ProviderPlugin",
+    "RemoteState", "capable", "make_adapter",
 ]
 
 __getattr__ = lazy_exports(__name__, {
@@ -43,8 +48,11 @@ __getattr__ = lazy_exports(__name__, {
     "Found": "base",
     "ImageInput": "base",
     "LooksUp": "base",
+    "Memory": "base",
+    "PluginConfig": "base",
     "Polled": "base",
     "Provider": "base",
+    "ProviderPlugin": "base",
     "RemoteState": "base",
     "capable": "base",
     "make_adapter": "registry",

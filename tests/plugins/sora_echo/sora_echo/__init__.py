@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from sora_cli.domain.jobs import Job, JobError
 from sora_cli.errors import AmbiguousCreate
-from sora_cli.providers.base import Created, CreateRequest, PluginConfig, Polled, RemoteState
+from sora_cli.providers import Created, CreateRequest, PluginConfig, Polled, RemoteState
 from sora_cli.providers.content import ContentStream
 from sora_cli.providers.endpoint import EndpointSettings
 from sora_cli.providers.http import HttpApi
