@@ -66,3 +66,18 @@ def test_the_openai_dialect_still_refuses_a_numeric_seconds() -> None:
             httpx.Client(base_url=server.base_url, headers={"Authorization": "Bearer k"}) as c:
         answer = c.post("/videos", json={"prompt": "x", "model": "sora-2", "seconds": 8})
         assert answer.status_code == 400
+
+
+def test_quirks_add_processing_opaque_ids_and_no_list_to_a_dialect() -> None:
+    options = FakeOptions(job_seconds=5, dialect="vllm-omni",
+                          quirks=("processing", "opaque-ids", "no-list"))
+    with FakeServer(options) as server, httpx.Client(base_url=server.base_url) as c:
+        assert c.post("/videos", json={"prompt": "x", "model": "Wan"}).status_code == 422
+        made = c.post("/videos", files={"prompt": (None, "x"), "model": (None, "Wan-AI/Wan")})
+        assert set(made.json()) == {"id", "status", "created_at"}  # still vLLM-Omni's
+        video_id = made.json()["id"]
+        assert video_id.startswith("Wan-AI::operations/")
+        segment = httpx.URL(f"{server.base_url}/videos/").join(
+            video_id.replace(":", "%3A").replace("/", "%2F"))
+        assert c.get(segment).json()["status"] == "processing"
+        assert c.get("/videos").status_code == 404

@@ -13,6 +13,13 @@ servers that speak them are documented (see the README's recipes):
   ``vertex_ai``) and ``BACKEND::video_HEX`` otherwise; a running Veo job is
   ``processing``; ``seconds`` may be a number; list calls need ``custom_llm_provider``
   (400 without) and Veo backends have no list and no remix (404).
+
+Quirks (``--quirk``, repeatable) add one difference on top of any dialect, so that a
+server can be played that combines them (vLLM-Omni behind a gateway, say):
+
+- ``processing``: a queued or running job is ``processing``;
+- ``opaque-ids``: ids are ``BACKEND::operations/HEX`` (with ``::`` and ``/``);
+- ``no-list``: ``GET /videos`` answers 404.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Final
 from sora_cli.fake.errors import ApiFailure
 
 DIALECTS: Final = ("openai", "vllm-omni", "litellm")
+QUIRKS: Final = ("processing", "opaque-ids", "no-list")
 OMNI: Final = "vllm-omni"
 LITELLM: Final = "litellm"
 VEO_BACKENDS: Final = ("gemini", "vertex_ai")
@@ -36,20 +44,22 @@ def backend_of(model: str) -> str:
     return head if sep else "openai"
 
 
-def new_id(dialect: str, model: str) -> str:
+def new_id(dialect: str, model: str, quirks: tuple[str, ...] = ()) -> str:
     hexa = uuid.uuid4().hex
+    backend = backend_of(model)
+    if "opaque-ids" in quirks:
+        return f"{backend}::operations/{hexa}"
     if dialect != LITELLM:
         return "video_" + hexa
-    backend = backend_of(model)
     if backend in VEO_BACKENDS:
         return f"{backend}::operations/{hexa}"
     return f"{backend}::video_{hexa}"
 
 
-def status_word(dialect: str, model: str, status: str) -> str:
+def status_word(dialect: str, model: str, status: str, quirks: tuple[str, ...] = ()) -> str:
     """The word the dialect's server uses for a job's status."""
-    if dialect == LITELLM and backend_of(model) in VEO_BACKENDS and status in (
-            "queued", "in_progress"):
+    veo = dialect == LITELLM and backend_of(model) in VEO_BACKENDS
+    if (veo or "processing" in quirks) and status in ("queued", "in_progress"):
         return "processing"
     return status
 
@@ -87,8 +97,12 @@ def check_remix(dialect: str, model: str) -> None:
         raise ApiFailure(404, "Not Found", raw={"detail": "Not Found"})
 
 
-def list_backend(dialect: str, query: dict[str, str]) -> str | None:
-    """The backend a LiteLLM list call is for (None: every video, other dialects)."""
+def list_backend(dialect: str, query: dict[str, str], quirks: tuple[str, ...] = ()
+                 ) -> str | None:
+    """The backend a LiteLLM list call is for (None: every video, other dialects); a
+    404 where there is no list."""
+    if "no-list" in quirks:
+        raise ApiFailure(404, "Not Found", raw={"detail": "Not Found"})
     if dialect != LITELLM:
         return None
     backend = query.get("custom_llm_provider")

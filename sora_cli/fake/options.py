@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from sora_cli.fake.dialects import DIALECTS
+from sora_cli.fake.dialects import DIALECTS, QUIRKS
 from sora_cli.fake.faults import MIX_KINDS, fault_mix
 
 
@@ -30,6 +30,7 @@ class FakeOptions:
     list_page_size: int = 100  # Replicate's list page
     url_seconds: float = 3600.0  # how long the signed result URLs (Runway, MiniMax) last
     dialect: str = "openai"  # the Videos contract as which server speaks it (dialects.py)
+    quirks: tuple[str, ...] = ()  # differences added on top of the dialect (dialects.py)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,4 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
              "(multipart-only create, minimal create answer, no remix, auth only with "
              "--api-key) or litellm (processing, gemini::operations/... ids, no list for "
              "Veo, custom_llm_provider on list calls, numeric seconds)")
+    add("--quirk", action="append", choices=QUIRKS, default=[],
+        help="one more difference on top of the dialect (repeatable): processing (a "
+             "running job's status), opaque-ids (BACKEND::operations/HEX ids), no-list "
+             "(GET /videos answers 404)")
     return parser

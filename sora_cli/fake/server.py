@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         aux_port=args.aux_port,
         url_seconds=args.url_seconds,
         dialect=args.dialect,
+        quirks=tuple(args.quirk),
     )
     try:
         server = FakeServer(options, host=args.host, port=args.port)

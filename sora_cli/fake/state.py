@@ -54,7 +54,7 @@ class Backend:
         fail = self.options.fail_prompt
         with self._lock:
             video = Video(
-                id=new_id(self.options.dialect, request.model),
+                id=new_id(self.options.dialect, request.model, self.options.quirks),
                 request=request,
                 started=time.monotonic(),
                 created=time.time(),
@@ -95,7 +95,8 @@ class Backend:
             "id": video.id,
             "object": "video",
             "model": request.model,
-            "status": status_word(self.options.dialect, request.model, status),
+            "status": status_word(self.options.dialect, request.model, status,
+                                  self.options.quirks),
             "progress": progress,
             "created_at": created_at,
             "completed_at": int(video.created + self.options.clock_offset
@@ -141,7 +142,7 @@ class Backend:
                     code="invalid_value",
                 )
             start = ids.index(after) + 1
-        backend = list_backend(self.options.dialect, query)
+        backend = list_backend(self.options.dialect, query, self.options.quirks)
         rest = [video for video in ordered[start:] if not video.deleted
                 and (backend is None or backend_of(video.request.model) == backend)]
         page = [self.view(video) for video in rest[: int(limit_text)]]

@@ -116,6 +116,38 @@ def test_an_unanswered_create_on_vllm_omni_is_never_sent_twice(
     assert "create_unknown" in kinds and "reconciled" in kinds
 
 
+def test_the_issues_server_multipart_minimal_processing_opaque_ids_no_list(
+        tmp_path: Path, make_fake: MakeFake) -> None:
+    """Issue 11's "done when": with only a `[providers.omni]` table, a server that takes
+    only forms, answers a create minimally, says `processing`, has ids with `::` and `/`
+    and no list: a job is waited on and downloaded (sha256 checked), and an unanswered
+    create is never sent twice."""
+    fake = make_fake("--dialect", "vllm-omni", "--quirk", "processing", "--quirk",
+                     "opaque-ids", "--quirk", "no-list", "--job-seconds", "2")
+    s = endpoint_sora(tmp_path, f'[providers.omni]\napi = "openai"\nbase_url = "{fake.base_url}"\n')
+    try:
+        job_id = s.ok("submit", "-m", f"omni:{WAN}", "a heron over the lake").strip()
+        seen = wait_job(s, job_id, lambda j: j["remote_status"] == "processing", 30,
+                        "a processing job")
+        assert "::operations/" in seen["remote_id"]
+        r = s.run("wait", job_id, "--download", "-o", "heron.mp4", "--timeout", "60")
+        assert r.returncode == 0, r.stderr
+        job = assert_saved_once(s, fake, job_id)
+        saved = (s.cwd / "heron.mp4").read_bytes()
+        assert hashlib.sha256(saved).hexdigest() == job["sha256"] == fake.sha256(job["remote_id"])
+        assert creates(fake) == 2  # JSON refused (nothing made), then the form
+        prompt = "a create whose answer is lost"
+        fake.faults({"action": "create_then_drop", "route": "create", "prompt": prompt})
+        lost = s.ok("submit", "-m", f"omni:{WAN}", prompt).strip()
+        assert s.run("wait", lost, "--timeout", "90").returncode == 1
+        failed = s.job(lost)
+        assert failed["status"] == "failed" and failed["error"]["code"] == "create_unconfirmed"
+        assert fake.stats()["creates_by_prompt"][prompt] == 1 and failed["create_attempts"] == 1
+        assert learned(s) == {"encoding@omni": "multipart", "lists@omni": "no"}
+    finally:
+        s.stop_runner()
+
+
 def test_models_and_config_show_list_the_named_endpoint(omni: tuple[Sora, FakeProc]) -> None:
     s, fake = omni
     rows = [json.loads(line) for line in s.ok("models", "--json").splitlines()]
