@@ -320,3 +320,57 @@ def test_a_list_refused_for_good_fails_the_job_instead_of_waiting_forever() -> N
     assert "list_params" in (found.undecided or "") and not memory._facts  # not remembered
     with pytest.raises(ApiError):  # a rate limit: the runner looks again later
         find(endpoint(Server(httpx.Response(429, json={"error": {"message": "slow"}}))))
+
+
+def test_sora_import_takes_an_endpoints_opaque_id(tmp_path: Path) -> None:
+    from clirun import CURRENT, sora
+
+    from sora_cli.fake.server import FakeOptions, FakeServer
+
+    options = FakeOptions(job_seconds=30, dialect="vllm-omni", quirks=("opaque-ids",))
+    with FakeServer(options) as server, httpx.Client(base_url=server.base_url) as c:
+        made = c.post("/videos", files={"prompt": (None, "a heron"), "model": (None, "wan")})
+        remote_id = made.json()["id"]
+        assert "::operations/" in remote_id
+        (tmp_path / "config.toml").write_text(
+            f'[providers.omni]\napi = "openai"\nbase_url = "{server.base_url}"\n')
+        r = sora("import", f"omni:{remote_id}", "--json")
+        assert r.exit_code == 0, r.output
+        job = json.loads(r.stdout)
+        assert (job["provider"], job["remote_id"], job["prompt"]) == ("omni", remote_id, "a heron")
+        assert CURRENT[0].kicks == [tmp_path]  # the runner is asked to wait for it
+        again = sora("import", f"omni:{remote_id}")
+        assert again.exit_code == 0 and "already in the store" in again.stderr
+
+
+def test_sora_models_masks_a_password_in_an_endpoints_url(tmp_path: Path) -> None:
+    from clirun import sora
+
+    (tmp_path / "config.toml").write_text(
+        '[providers.omni]\napi = "openai"\nbase_url = "https://me:pw-0123456789@gw.test/v1"\n')
+    (tmp_path / "config.toml").chmod(0o600)
+    r = sora("models", "--provider", "omni", "--json")
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)
+    assert "pw-0123456789" not in r.stdout and row["base_url"] == "https://***@gw.test/v1"
+
+
+def test_a_plug_ins_key_is_checked_and_masked_as_every_key_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from sora_cli.domain.text import scrub
+    from sora_cli.errors import AuthError
+    from sora_cli.providers import plugins, registry
+
+    monkeypatch.setattr(plugins, "installed", lambda: {"echo": None})
+    monkeypatch.setattr(plugins, "load", lambda api: SimpleNamespace(key_env="ECHO_KEY"))
+    s = load_settings({"SORA_HOME": str(tmp_path)})
+    key = "echo-key-0123456789abcdef"
+    found = plugins.provider_settings(s, "echo", {"ECHO_KEY": key + "\n"})
+    assert found is not None and found.api_key == key  # one trailing newline dropped
+    assert key not in scrub(f"the server said {key}")
+    with pytest.raises(AuthError, match="ECHO_KEY is not a usable API key"):
+        plugins.provider_settings(s, "echo", {"ECHO_KEY": "two words"})
+    monkeypatch.setenv("ECHO_KEY", "two words")
+    assert "echo" not in registry.Adapters(s).workable()  # its jobs wait; nothing crashes

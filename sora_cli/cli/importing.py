@@ -20,7 +20,8 @@ def import_cmd(
     tctx: typer.Context,
     video_ids: list[str] = typer.Argument(None, metavar="VIDEO_ID...", help="Remote video "
                                           "ids (video_...), or PROVIDER:ID of another provider "
-                                          "that can look a job up (replicate:...).",
+                                          "that can look a job up (replicate:..., a named "
+                                          "endpoint's omni:...).",
                                           show_default=False),
     remote_list: bool = typer.Option(False, "--remote-list", help="Every video the remote "
                                      "list shows (not failed or expired) that no job has."),
@@ -39,7 +40,7 @@ def import_cmd(
     from sora_cli.services.remote import import_videos
 
     ctx = open_context(tctx)
-    warn_if_insecure(ctx.settings)
+    warn_if_insecure(ctx.settings, [i.partition(":")[0] for i in video_ids or [] if ":" in i])
     result = import_videos(ctx, video_ids or [], remote_list=remote_list)
     for line in result.notes:
         note(line)

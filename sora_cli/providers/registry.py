@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from sora_cli.config import Settings
-from sora_cli.errors import InvalidInput
+from sora_cli.errors import AuthError, InvalidInput
 from sora_cli.providers.base import Memory, PluginConfig, Provider
 from sora_cli.providers.plugins import installed, load, provider_settings
 
@@ -52,7 +52,7 @@ def make_adapter(name: str, settings: Settings, memory: Memory | None = None,
 def _usable(settings: Settings, name: str) -> bool:
     try:
         found = provider_settings(settings, name)
-    except InvalidInput:  # a broken plug-in: its jobs wait (and `sora models` says why)
+    except (InvalidInput, AuthError):  # a broken plug-in or an unusable key: its jobs wait
         return False
     return found is not None and (bool(found.api_key) or not found.key_required)
 
