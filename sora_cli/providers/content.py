@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Final
+from typing import Any, Final
 
 import httpx
 
@@ -61,6 +61,18 @@ async def read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool
         if decoder.over:
             return bytes(buffer[:limit]), False
     return bytes(buffer), True
+
+
+async def decoded_bytes(response: httpx.Response, cap: int) -> AsyncIterator[bytes]:
+    """The body decoded as it comes, a network chunk at a time, ending after ``cap``
+    decompressed bytes (the reader then sees an incomplete body)."""
+    decoder = CappedDecoder(response.headers.get("content-encoding"), cap)
+    async for chunk in raw_bytes(response):
+        out = decoder.feed(chunk)
+        if out:
+            yield out
+        if decoder.over:
+            return
 
 
 def check_video_answer(response: httpx.Response, variant: str) -> None:
@@ -144,8 +156,11 @@ async def open_content(
     base: str,
     read_timeout: float,
     api_key: str,
+    method: str = "GET",
+    json: dict[str, Any] | None = None,
 ) -> httpx.Response:
-    """Send the GET, following up to MAX_REDIRECTS redirects; returns a 2xx streaming answer.
+    """Send the GET (or ``method`` with a ``json`` body: a result inside an API answer),
+    following up to MAX_REDIRECTS redirects; returns a 2xx streaming answer.
 
     The caller closes the answer. Error answers raise ApiError/AuthError.
     """
@@ -157,7 +172,7 @@ async def open_content(
         if origin(target) != base_origin:
             send_headers = {k: v for k, v in send_headers.items()
                             if k.lower() not in CREDENTIAL_HEADERS}
-        request = http.build_request("GET", target, headers=send_headers)
+        request = http.build_request(method, target, headers=send_headers, json=json)
         for name in CREDENTIAL_HEADERS:
             if name not in {k.lower() for k in send_headers}:
                 request.headers.pop(name, None)  # client defaults must not leak either

@@ -6,7 +6,8 @@ A provider's client subclasses `HttpApi` and says only what differs: its headers
 (`common_headers`, `auth_headers`, called for every request, so a per-request token
 such as a signed JWT or a refreshed OAuth token fits), the header that carries its
 request id, errors it reports inside a 2xx answer (`answer_failure`: MiniMax's
-`base_resp`), and its calls. Creates (``billed=True``: they start a billed job) are
+`base_resp`), what its body says that others put in headers (`answer_headers`), and
+its calls. Creates (``billed=True``: they start a billed job) are
 only re-sent when the request provably never reached the server or was refused
 without effect; any other failure raises AmbiguousCreate at once, for the runner
 to reconcile (see outcome.py).
@@ -32,12 +33,18 @@ from sora_cli.providers.answers import answer_meta, display_url
 from sora_cli.providers.content import (
     ERROR_BODY_LIMIT,
     ContentStream,
+    decoded_bytes,
     open_content,
     origin,
     read_capped,
 )
 from sora_cli.providers.endpoint import Body, Endpoint, Multipart, log_path, user_agent
-from sora_cli.providers.limits import JSON_ENCODINGS, MAX_JSON_BYTES, request_deadline
+from sora_cli.providers.limits import (
+    JSON_ENCODINGS,
+    MAX_JSON_BYTES,
+    MAX_REDUCED_BYTES,
+    request_deadline,
+)
 from sora_cli.providers.outcome import (
     Failure,
     deadline_failure,
@@ -51,6 +58,10 @@ from sora_cli.providers.wire import Answer, Attempt, OnAttempt
 
 POOL_SIZE: Final = 8  # connections per httpx client (see HttpApi.__init__)
 CONNECT_TIMEOUT: Final = 10.0
+# Reads a success body as it streams and returns what stands for it (at most `limit`
+# bytes) and whether that is whole: Vertex's operation answers carry the video itself,
+# which is skipped and counted instead of read into memory (vertex/inline.py).
+Reducer = Callable[[AsyncIterator[bytes], int], Awaitable[tuple[bytes, bool]]]
 
 
 class _RetryLater(Exception):
@@ -146,6 +157,13 @@ class HttpApi:
         a create is retried only when the error says it made nothing."""
         return None
 
+    def answer_headers(self, status: int, headers: httpx.Headers, raw: bytes
+                       ) -> httpx.Headers:
+        """The answer's headers as the shared code reads them, for a provider whose body
+        says what others put in headers (its request id, that a 429 is not worth a
+        retry): return them amended."""
+        return headers
+
     # -- lifetime -------------------------------------------------------------------------
 
     async def __aenter__(self) -> HttpApi:
@@ -215,8 +233,12 @@ class HttpApi:
 
     @contextlib.asynccontextmanager
     async def open_stream(self, url: str, *, offset: int = 0,
-                          params: dict[str, str] | None = None) -> AsyncIterator[ContentStream]:
-        """One GET of a result's bytes (no retry here: download.py owns retrying).
+                          params: dict[str, str] | None = None,
+                          method: str = "GET", json: dict[str, Any] | None = None,
+                          ) -> AsyncIterator[ContentStream]:
+        """One GET of a result's bytes (no retry here: download.py owns retrying); a
+        result that only comes inside an API answer is read with that call's `method`
+        and `json` body instead.
 
         Credentials go only to the provider's own origin: a result on a CDN or a signed
         storage URL is fetched without them, and so is any redirect off the origin."""
@@ -230,7 +252,7 @@ class HttpApi:
             response = await open_content(
                 http, target, params=params or {}, headers=headers,
                 base=self._base, read_timeout=self._settings.timeout,
-                api_key=self._settings.api_key,
+                api_key=self._settings.api_key, method=method, json=json,
             )
             try:
                 yield ContentStream(response, base=self._base,
@@ -248,21 +270,24 @@ class HttpApi:
 
     async def call(self, method: str, target: str, *, body: Body | None = None,
                    params: dict[str, str] | None = None, on_attempt: OnAttempt | None = None,
-                   billed: bool = False) -> Answer[dict[str, Any]]:
-        """A JSON call to a path under the base URL or a URL on the provider's origin."""
+                   billed: bool = False, reduce: Reducer | None = None
+                   ) -> Answer[dict[str, Any]]:
+        """A JSON call to a path under the base URL or a URL on the provider's origin
+        (``reduce``: see `Reducer`)."""
         data, headers = await self._call(method, target, body=body, params=params,
-                                         on_attempt=on_attempt, billed=billed)
+                                         on_attempt=on_attempt, billed=billed, reduce=reduce)
         return self._answer(data, headers)
 
     async def _call(self, method: str, path: str, *, body: Body | None = None,
                     params: dict[str, str] | None = None, on_attempt: OnAttempt | None,
-                    billed: bool = False) -> tuple[dict[str, Any], httpx.Headers]:
+                    billed: bool = False, reduce: Reducer | None = None,
+                    ) -> tuple[dict[str, Any], httpx.Headers]:
         url = self.own_url(path)
         numbers = itertools.count(1)
 
         async def once() -> tuple[dict[str, Any], httpx.Headers]:
             return await self._attempt(method, url, next(numbers), body, params,
-                                       on_attempt, billed)
+                                       on_attempt, billed, reduce)
 
         try:  # the usual case, one attempt, without building the retry machinery
             return await once()
@@ -280,13 +305,14 @@ class HttpApi:
 
     async def _attempt(self, method: str, url: str, number: int, body: Body | None,
                        params: dict[str, str] | None, on_attempt: OnAttempt | None,
-                       billed: bool) -> tuple[dict[str, Any], httpx.Headers]:
+                       billed: bool, reduce: Reducer | None = None,
+                       ) -> tuple[dict[str, Any], httpx.Headers]:
         failure: Failure | None
         path = log_path(url, self._base)
         deadline = request_deadline(self._settings.timeout, _body_size(body))
         try:
             status, headers, raw, complete = await self._exchange(method, url, body, params,
-                                                                  deadline)
+                                                                  deadline, reduce)
         except httpx.HTTPError as exc:
             failure = transport_failure(exc, billed=billed, attempts=number, base=self._base,
                                         read_timeout=self._settings.timeout)
@@ -315,7 +341,8 @@ class HttpApi:
         raise failure.error
 
     async def _exchange(self, method: str, url: str, body: Body | None,
-                        params: dict[str, str] | None, deadline: float
+                        params: dict[str, str] | None, deadline: float,
+                        reduce: Reducer | None = None,
                         ) -> tuple[int, httpx.Headers, bytes, bool]:
         auth = await self.auth_headers()
         # The deadline runs once a connection is ours (waiting for one is not the
@@ -335,11 +362,19 @@ class HttpApi:
                                              headers=auth)
             response = await http.send(request, stream=True)
             try:
-                limit = MAX_JSON_BYTES if response.is_success else ERROR_BODY_LIMIT
-                raw, complete = await read_capped(response, limit)
+                if reduce is not None and response.is_success:
+                    # decoded here under a cap, as read_capped does (never httpx's
+                    # whole-read inflation)
+                    chunks = decoded_bytes(response, MAX_REDUCED_BYTES)
+                    raw, complete = await reduce(chunks, MAX_JSON_BYTES)
+                else:
+                    limit = MAX_JSON_BYTES if response.is_success else ERROR_BODY_LIMIT
+                    raw, complete = await read_capped(response, limit)
             finally:
                 await response.aclose()
-        return response.status_code, self._with_request_id(response.headers), raw, complete
+        headers = self.answer_headers(response.status_code,
+                                      self._with_request_id(response.headers), raw)
+        return response.status_code, headers, raw, complete
 
     def _with_request_id(self, headers: httpx.Headers) -> httpx.Headers:
         """The provider's request id under `x-request-id`, where the error and attempt

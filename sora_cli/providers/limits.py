@@ -20,6 +20,8 @@ from sora_cli.errors import ApiError
 MAX_JSON_BYTES: Final = 10 * 1024 * 1024  # a JSON answer, decompressed
 MIN_TRANSFER_RATE: Final = 32 * 1024  # bytes/s a body must keep up after request_timeout
 MAX_DOWNLOAD_BYTES: Final = 16 * 1024**3  # a video without a declared size stops here
+# An answer read through a provider's reducer (Vertex's, with a video inside), decompressed
+MAX_REDUCED_BYTES: Final = 2 * 1024**3
 MIN_BODY_BYTES: Final[Mapping[str, int]] = {"video": 1024, "thumbnail": 64, "spritesheet": 64}
 # Unix times a provider may plausibly send (2001..2100); others are treated as absent.
 PLAUSIBLE_TIME: Final = (1_000_000_000, 4_102_444_800)
