@@ -104,11 +104,14 @@ class Settings:
         register_secrets(self.secrets())
 
     def secrets(self) -> list[str]:
-        """Every secret these settings hold: every provider's key, the serve token, and
-        passwords in URLs."""
+        """Every secret these settings hold: every provider's key and secret settings
+        (Kling's secret key), the serve token, and passwords in URLs. (Google's tokens
+        and a service account's private key are registered by the Vertex adapter as it
+        reads them.)"""
         found = [k for k in (self.api_key, self.serve_token) if k]
         for p in self.providers:
-            found += ([p.api_key] if p.api_key else []) + url_secrets(p.base_url)
+            found += ([p.api_key] if p.api_key and not p.is_adc else []) \
+                + list(p.secret_values()) + url_secrets(p.base_url)
         return found + url_secrets(self.database_url) + url_secrets(self.base_url)
 
     @property
@@ -206,13 +209,14 @@ def keys_missing_for(settings: Settings, jobs: Iterable[Any]) -> list[str]:
 
 
 def keyed_providers(settings: Settings) -> list[str]:
-    """The providers these settings can work: a key for each, or none needed."""
+    """The providers these settings can work: credentials for each (a key, Kling's key
+    pair, Google's service-account file or project), or none needed."""
     return [n for n in settings.provider_names()
             if (p := settings.provider(n)) is not None and not _lacks_key(p)]
 
 
 def _lacks_key(p: ProviderSettings) -> bool:
-    return not p.api_key and p.key_required
+    return not p.has_key
 
 
 def default_home(env: Mapping[str, str]) -> Path:

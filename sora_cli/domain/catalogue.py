@@ -25,7 +25,8 @@ from sora_cli.domain.jobs import ALLOWED_SECONDS, SIZES_720P, SIZES_PRO, Job, es
 from sora_cli.errors import InvalidInput
 
 ENCODINGS: Final = ("string", "string_s", "integer")
-SHIPPED: Final = ("fal", "replicate", "runway", "luma", "minimax")  # with a data file
+# the providers with a data file
+SHIPPED: Final = ("fal", "replicate", "runway", "luma", "minimax", "vertex", "kling")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,26 @@ IMAGE_INPUT: Final = "image_input"  # an image reference (image-to-video)
 IMPORT: Final = "import"  # look a job up by its remote id (`sora import`)
 CAPABILITIES: Final = (FIND_CREATED, CANCEL, DELETE, REMIX, VARIANTS, IMAGE_INPUT, IMPORT)
 
+# How a provider's credentials come: its key variable (KEY), a key pair (KEY_PAIR: the
+# key variable and the `secret_key` setting, as Kling's access and secret keys), or
+# Google's Application Default Credentials (ADC: found by google-auth, checked by the
+# adapter when a job is submitted or worked).
+KEY: Final = "key"
+KEY_PAIR: Final = "key_pair"
+ADC: Final = "adc"
+
+
+@dataclass(frozen=True)
+class Extra:
+    """A provider's own setting beyond the common ones: `[providers.NAME] key = ...`,
+    the environment variables that set it (strongest first), its default, and whether
+    it is a secret (then only from a 0600 config file, and masked when shown)."""
+
+    key: str
+    envs: tuple[str, ...]
+    default: str | None = None
+    secret: bool = False
+
 
 @dataclass(frozen=True)
 class ProviderInfo:
@@ -36,6 +56,11 @@ class ProviderInfo:
     platform_url: str | None = None  # a second API (fal's platform API: request lists)
     platform_url_envs: tuple[str, ...] = ()
     note: str = ""
+    credentials: str = KEY  # KEY, KEY_PAIR or ADC (see above)
+    extras: tuple[Extra, ...] = ()
+
+    def extra(self, key: str) -> Extra | None:
+        return next((e for e in self.extras if e.key == key), None)
 
 
 OPENAI: Final = "openai"
@@ -92,6 +117,35 @@ BUILTIN: Final[dict[str, ProviderInfo]] = {
         # first_frame_image: "JPG/PNG/WebP, under 20MB", as a URL or a data URI
         inline_image_bytes=19_000_000,
         note="Hailuo video API; China: SORA_MINIMAX_BASE_URL=https://api.minimaxi.com"),
+    "vertex": ProviderInfo(
+        # Application Default Credentials (google-auth, the `vertex` extra): the
+        # variable stands for "a service-account file"; gcloud's ADC and a GCE
+        # metadata server work too, with the project set.
+        "vertex", "GOOGLE_APPLICATION_CREDENTIALS", ("SORA_VERTEX_BASE_URL",),
+        "https://{location}-aiplatform.googleapis.com",  # {location} filled in per request
+        re.compile(r"[a-z0-9][a-z0-9.-]{0,99}"), "veo-3.1-generate-001",
+        frozenset({IMAGE_INPUT}),
+        # no documented limit for inline image bytes in the Veo reference; sora sends a
+        # local image inline up to 20 MiB (gs:// images: --param image='{"gcsUri": ...}')
+        inline_image_bytes=20 * 1024 * 1024,
+        note="Veo on Vertex AI (predictLongRunning); no list and no cancel",
+        credentials=ADC,
+        extras=(Extra("project", ("SORA_VERTEX_PROJECT", "GOOGLE_CLOUD_PROJECT")),
+                Extra("location", ("SORA_VERTEX_LOCATION", "GOOGLE_CLOUD_LOCATION"),
+                      "us-central1"),
+                Extra("storage_uri", ("SORA_VERTEX_STORAGE_URI",)),
+                Extra("storage_url", ("SORA_VERTEX_STORAGE_URL",),
+                      "https://storage.googleapis.com"))),
+    "kling": ProviderInfo(
+        "kling", "KLING_ACCESS_KEY", ("SORA_KLING_BASE_URL",),
+        "https://api-singapore.klingai.com",
+        re.compile(r"kling-[a-z0-9-]{1,60}"), "kling-v2-1-master",
+        frozenset({FIND_CREATED, IMAGE_INPUT}),
+        # "image: Base64 or URL ... no larger than 10MB" (image2video reference)
+        inline_image_bytes=10 * 1024 * 1024,
+        note="Kling's own API; a JWT signed per request with the access and secret keys",
+        credentials=KEY_PAIR,
+        extras=(Extra("secret_key", ("KLING_SECRET_KEY",), secret=True),)),
 }
 
 _PROVIDER_NAME: Final = re.compile(r"[a-z][a-z0-9_-]{0,31}")

@@ -16,6 +16,10 @@ Strongest first: the environment (`SORA_FAL_BASE_URL`, `REPLICATE_BASE_URL` as t
 official client reads it, the provider's key variable `FAL_KEY`, `SORA_FAL_MAX_IN_FLIGHT`
 ...), the table, the built-in defaults (domain/providers.py). The `openai` provider is
 the top-level settings (`base_url`, `api_key`, OPENAI_*): its table takes only the caps.
+
+A provider's own settings (`ProviderInfo.extras`: Vertex's `project`, `location`,
+`storage_uri`; Kling's `secret_key`) come the same way: their variables, then the table;
+a secret one only from a 0600 file, as `api_key`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sora_cli.domain.providers import BUILTIN, OPENAI, EndpointDialect
+from sora_cli.domain.providers import (
+    ADC,
+    BUILTIN,
+    KEY_PAIR,
+    OPENAI,
+    EndpointDialect,
+    ProviderInfo,
+)
 from sora_cli.domain.text import checked_key, mask_key, mask_url
 from sora_cli.errors import InvalidInput
 from sora_cli.provider_settings.endpoints import (
@@ -55,6 +66,47 @@ class ProviderSettings:
     dialect: EndpointDialect | None = None  # a named endpoint's
     options: Mapping[str, Any] = field(default_factory=dict)  # a plug-in's own keys
     key_required: bool = True  # False: no key configured means no auth header
+    extras: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # ProviderInfo.extras
+
+    def extra(self, key: str) -> str | None:
+        return next((v for k, v in self.extras if k == key), None)
+
+    @property
+    def has_key(self) -> bool:
+        """Its credentials are configured: the key (and the secret of a key pair); for
+        ADC, a service-account file or a project (google-auth finds the rest); a named
+        endpoint or plug-in that needs no key has what it needs."""
+        kind = BUILTIN[self.name].credentials if self.name in BUILTIN and not self.api \
+            else None
+        if kind == KEY_PAIR:
+            return bool(self.api_key and self.extra("secret_key"))
+        if kind == ADC:
+            return bool(self.api_key or self.extra("project"))
+        return bool(self.api_key) or not self.key_required
+
+    @property
+    def is_adc(self) -> bool:
+        """Google's Application Default Credentials: `api_key` is a file's path."""
+        info = BUILTIN.get(self.name)
+        return info is not None and not self.api and info.credentials == ADC
+
+    def secret_values(self) -> tuple[str, ...]:
+        """The values of its secret settings (Kling's secret key)."""
+        info = BUILTIN.get(self.name)
+        secret = {e.key for e in info.extras if e.secret} if info is not None else set()
+        return tuple(v for k, v in self.extras if k in secret)
+
+    def key_hint(self) -> str:
+        """What to set, for the message of a submit without credentials."""
+        info = None if self.api else BUILTIN.get(self.name)
+        if info is not None and info.credentials == KEY_PAIR:
+            secret = info.extra("secret_key")
+            return f"{self.key_env} and {secret.envs[0] if secret else 'a secret key'}"
+        if info is not None and info.credentials == ADC:
+            project = info.extra("project")
+            return (f"{self.key_env} (a service-account file), or run `gcloud auth "
+                    f"application-default login` and set {project.envs[0] if project else ''}")
+        return self.key_env
 
     @property
     def is_endpoint(self) -> bool:
@@ -63,7 +115,8 @@ class ProviderSettings:
     def public_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "base_url": mask_url(self.base_url), "key_env": self.key_env or None,
-            "api_key": mask_key(self.api_key), "has_key": bool(self.api_key),
+            "api_key": mask_key(self.api_key),
+            "has_key": bool(self.api_key) if self.api else self.has_key,
             "max_in_flight": self.max_in_flight, "creates_per_minute": self.creates_per_minute,
             **({"platform_url": mask_url(self.platform_url)} if self.platform_url else {})}
         if self.api:
@@ -76,6 +129,10 @@ class ProviderSettings:
                        seconds=list(d.seconds or []) or None, models=list(d.models))
         if self.options:
             out["options"] = sorted(self.options)  # names only: values may be secret
+        secrets = {e.key for e in BUILTIN[self.name].extras if e.secret} \
+            if self.name in BUILTIN and not self.api else set()
+        out.update({k: mask_key(v) if k in secrets else mask_url(v) if k.endswith("_url")
+                    else v for k, v in self.extras})
         return out
 
 
@@ -97,10 +154,23 @@ def read_tables(data: Any, origin: str, warnings: list[str], *,
         if not isinstance(table, Mapping):
             raise InvalidInput(f"{origin}: [providers.{name}] must be a table")
         values: dict[str, Any] = {}
+        info = BUILTIN[name]
         for key, value in table.items():
-            if key not in TABLE_KEYS or (name == OPENAI and key not in _CAPS):
+            extra = info.extra(key)
+            if extra is not None:
+                if extra.secret and not key_allowed:
+                    warnings.append(f"ignoring {key} of [providers.{name}] in {origin}: the "
+                                    "file is readable by others (chmod 600 it)")
+                elif not isinstance(value, str):
+                    raise InvalidInput(f"{origin}: [providers.{name}] {key} must be a string")
+                else:
+                    values[key] = value
+                continue
+            if key not in TABLE_KEYS or (name == OPENAI and key not in _CAPS) or (
+                    key == "api_key" and info.credentials == ADC):
                 hint = (" (the openai provider's are the top-level base_url and api_key)"
-                        if name == OPENAI else "")
+                        if name == OPENAI else f" ({name} uses Application Default "
+                        f"Credentials: {info.key_env})" if key == "api_key" else "")
                 warnings.append(f"{origin}: unknown setting {key!r} in [providers.{name}] "
                                 f"ignored{hint}")
                 continue
@@ -163,13 +233,33 @@ def build(tables: Mapping[str, Mapping[str, Any]], env: Mapping[str, str],
         key, origin = env.get(info.key_env), info.key_env
         if not key and table.get("api_key"):
             key, origin = table["api_key"], f"api_key of [providers.{name}]"
+        if key and info.credentials != ADC:  # ADC's variable names a file, not a key
+            key = checked_key(key, origin, notes)
         out.append(ProviderSettings(
             name=name, base_url=_checked_url(base, info.base_url_envs), key_env=info.key_env,
-            api_key=checked_key(key, origin, notes) if key else None,
+            api_key=key or None,
             platform_url=_checked_url(platform, info.platform_url_envs) if platform else None,
-            max_in_flight=caps["max_in_flight"], creates_per_minute=caps["creates_per_minute"]))
+            max_in_flight=caps["max_in_flight"], creates_per_minute=caps["creates_per_minute"],
+            extras=_extras(name, info, table, env, notes)))
     out.extend(_extra(name, table, env, notes) for name, table in tables.items()
                if "api" in table)
+    return tuple(out)
+
+
+def _extras(name: str, info: ProviderInfo, table: Mapping[str, Any], env: Mapping[str, str],
+            notes: list[str]) -> tuple[tuple[str, str], ...]:
+    """A provider's own settings (ProviderInfo.extras) that have a value; a secret one
+    is checked as a key is (exit 4 naming where it came from, never its value)."""
+    out: list[tuple[str, str]] = []
+    for extra in info.extras:
+        variable = next((v for v in extra.envs if env.get(v)), None)
+        value, origin = ((env[variable], variable) if variable is not None
+                         else (table.get(extra.key), f"{extra.key} of [providers.{name}]"))
+        if value and extra.secret:
+            value = checked_key(value, origin, notes)
+        value = value or extra.default
+        if value:
+            out.append((extra.key, value))
     return tuple(out)
 
 

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from sora_cli.config import Settings
-from sora_cli.errors import AuthError, InvalidInput
+from sora_cli.errors import AuthError, InvalidInput, SoraError
 from sora_cli.providers.base import Memory, PluginConfig, Provider
 from sora_cli.providers.plugins import installed, load, provider_settings
 
@@ -25,7 +25,12 @@ MODULES: Final = {
     "runway": "sora_cli.providers.runway.adapter",
     "luma": "sora_cli.providers.luma.adapter",
     "minimax": "sora_cli.providers.minimax.adapter",
+    "vertex": "sora_cli.providers.vertex.adapter",
+    "kling": "sora_cli.providers.kling.adapter",
 }
+# Providers whose credentials are checked by code of their own (Google's ADC, found by
+# google-auth): ``module.check_credentials(settings)`` raises AuthError (exit 4).
+CREDENTIAL_CHECKS: Final = {"vertex": "sora_cli.providers.vertex.auth"}
 
 
 def make_adapter(name: str, settings: Settings, memory: Memory | None = None,
@@ -57,6 +62,13 @@ def _usable(settings: Settings, name: str) -> bool:
     return found is not None and (bool(found.api_key) or not found.key_required)
 
 
+def check_credentials(name: str, settings: Settings) -> None:
+    """AuthError (exit 4) when a provider checked by its own code has no credentials."""
+    module = CREDENTIAL_CHECKS.get(name)
+    if module is not None:
+        importlib.import_module(module).check_credentials(settings)
+
+
 class Adapters:
     """A process's adapters, made on first use and closed together."""
 
@@ -67,6 +79,7 @@ class Adapters:
         self._memory = memory
         self._http = http
         self._workable: tuple[str, ...] | None = None
+        self._checked: dict[str, bool] = {}
 
     def get(self, name: str) -> Provider:
         adapter = self._made.get(name)
@@ -76,15 +89,29 @@ class Adapters:
         return adapter
 
     def workable(self) -> tuple[str, ...]:
-        """The providers this process can work: the ones with a key, or that need none
-        (named endpoints without one, plug-ins without a key variable), and adapters
+        """The providers this process can work: the ones with credentials, or that need
+        none (named endpoints without one, plug-ins without a key variable), and adapters
         given ready-made. A job of another provider is left untouched. Asked often by
         the runner's loop: worked out once (plug-ins installed later need a new runner)."""
         if self._workable is None:
             names = [*self._settings.provider_names(), *installed()]
-            usable = [n for n in dict.fromkeys(names) if _usable(self._settings, n)]
+            usable = [n for n in dict.fromkeys(names)
+                      if _usable(self._settings, n) and self._credentials_found(n)]
             self._workable = tuple(dict.fromkeys([*self._made, *usable]))
         return self._workable
+
+    def _credentials_found(self, name: str) -> bool:
+        """Once per process, for a provider whose credentials its own code finds."""
+        if name not in CREDENTIAL_CHECKS:
+            return True
+        if name not in self._checked:
+            try:
+                check_credentials(name, self._settings)
+            except SoraError:
+                self._checked[name] = False
+            else:
+                self._checked[name] = True
+        return self._checked[name]
 
     async def aclose(self) -> None:
         for adapter in self._made.values():

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sora_cli.config import Settings, ensure_home, keyed_providers, missing_keys
+from sora_cli.domain.providers import ADC, BUILTIN
 from sora_cli.errors import AuthError, InvalidInput
 from sora_cli.store.repository import Store
 
@@ -89,11 +90,21 @@ def require_key(settings: Settings, provider: str = "openai") -> None:
         found = provider_settings(settings, provider)
     if found is None:
         raise InvalidInput(f"unknown provider {provider!r}")
-    if found.api_key or not found.key_required:
+    if found.has_key:  # its credentials (or it needs none)
+        info = BUILTIN.get(provider)
+        if info is not None and info.credentials == ADC:
+            # Google's ADC is found by google-auth, the adapter's optional extra: it looks
+            # (and exits 4 with what is missing) before anything is recorded.
+            from sora_cli.providers.registry import check_credentials
+
+            check_credentials(provider, settings)
         return
     if provider == "openai":
         raise AuthError("no API key: set OPENAI_API_KEY (or api_key in the config file)")
     if found.api:
         raise AuthError(f"no API key for {provider}: set {found.key_env}")
+    if found.key_hint() != found.key_env:  # a key pair, Google's credentials
+        raise AuthError(f"no credentials for {provider}: set {found.key_hint()} (or the "
+                        f"settings in [providers.{provider}] of a 0600 config file)")
     raise AuthError(f"no API key for {provider}: set {found.key_env} (or api_key in "
                     f"[providers.{provider}] of a 0600 config file)")

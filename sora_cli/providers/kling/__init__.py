@@ -1,0 +1,1 @@
+"""Kling's own API, with a JWT signed per request."""

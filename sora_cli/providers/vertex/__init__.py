@@ -1,0 +1,1 @@
+"""Veo on Google Vertex AI (predictLongRunning), with Application Default Credentials."""

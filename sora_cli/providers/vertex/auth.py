@@ -1,0 +1,159 @@
+"""Google credentials for Vertex: Application Default Credentials through google-auth,
+the optional `vertex` extra (`pip install 'sora-cli[vertex]'`), imported by nothing but
+this provider's code, and only when a Vertex job is submitted or worked.
+
+- `check_credentials(settings)`: AuthError (exit 4) naming what is missing when
+  google-auth is not installed or ADC finds no credentials (a service-account file in
+  GOOGLE_APPLICATION_CREDENTIALS, gcloud's application-default login, a metadata
+  server), or no project is known; InvalidInput (exit 2) for a malformed project or
+  location. A submit calls it before anything is recorded, a runner before it takes
+  Vertex jobs.
+- `GoogleToken`: the OAuth access token for the requests, refreshed when google-auth
+  says it is no longer valid (it refreshes ahead of the expiry), one refresh at a time,
+  in a thread (google-auth is synchronous).
+- `HttpxRequest`: google-auth's transport interface on httpx, so the extra needs no
+  `requests`. The token endpoint is the one the credentials name (a service-account
+  file's `token_uri`): tests point it at the fake server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+
+from sora_cli.config import Settings
+from sora_cli.domain.text import clean
+from sora_cli.errors import AuthError, InvalidInput, TransportError
+
+SCOPES: Final = ("https://www.googleapis.com/auth/cloud-platform",)
+INSTALL_HINT: Final = "pip install 'sora-cli[vertex]'"
+# A project id (6-30 letters, digits, hyphens) or number; a location (us-central1, global).
+_PROJECT: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,61}[a-z0-9]")
+_LOCATION: Final = re.compile(r"[a-z][a-z0-9-]{0,39}")
+_HINT: Final = ("set GOOGLE_APPLICATION_CREDENTIALS to a service-account file, or run "
+                "`gcloud auth application-default login`")
+
+
+@dataclass(frozen=True)
+class Found:
+    credentials: Any  # google.auth.credentials.Credentials
+    project: str
+    location: str
+
+
+def _google_auth() -> Any:
+    try:
+        import google.auth
+        import google.auth.exceptions
+    except ImportError:
+        raise AuthError(f"the vertex provider needs google-auth: {INSTALL_HINT}") from None
+    return google.auth
+
+
+def find(settings: Settings) -> Found:
+    """The credentials, project and location Vertex jobs use (see the module docstring)."""
+    ga = _google_auth()
+    p = settings.provider("vertex")
+    try:  # GOOGLE_APPLICATION_CREDENTIALS, gcloud's application-default login, a metadata server
+        credentials, adc_project = ga.default(scopes=list(SCOPES))
+    except ga.exceptions.DefaultCredentialsError as exc:
+        raise AuthError(f"no Google credentials for vertex ({_first_line(exc)}): "
+                        f"{_HINT}") from None
+    project = (p.extra("project") if p else None) or adc_project
+    location = (p.extra("location") if p else None) or "us-central1"
+    if not project:
+        raise AuthError("no Google Cloud project for vertex: set SORA_VERTEX_PROJECT (or "
+                        "GOOGLE_CLOUD_PROJECT, or project in [providers.vertex])")
+    if _PROJECT.fullmatch(project) is None:
+        raise InvalidInput(f"not a Google Cloud project id: {clean(project)[:80]!r}")
+    if _LOCATION.fullmatch(location) is None:
+        raise InvalidInput(f"not a Vertex AI location: {clean(location)[:80]!r}")
+    return Found(credentials, project, location)
+
+
+def check_credentials(settings: Settings) -> None:
+    find(settings)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = clean(str(exc.args[0] if exc.args else exc)).strip()
+    return (text.splitlines() or ["none found"])[0][:300]
+
+
+class _Response:
+    """google.auth.transport.Response over an httpx answer (duck-typed: google-auth
+    reads only these three)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.status = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+        self.data = response.content
+
+
+class HttpxRequest:
+    """google.auth.transport.Request on a synchronous httpx client."""
+
+    def __init__(self, timeout: float, verify: Any = True) -> None:
+        self._http = httpx.Client(timeout=timeout, verify=verify, follow_redirects=False)
+
+    def __call__(self, url: str, method: str = "GET", body: bytes | None = None,
+                 headers: Mapping[str, str] | None = None, timeout: float | None = None,
+                 **kwargs: Any) -> _Response:
+        try:
+            response = self._http.request(method, url, content=body, headers=headers,
+                                          timeout=timeout or self._http.timeout)
+        except httpx.HTTPError as exc:
+            import google.auth.exceptions
+
+            error: Exception = google.auth.exceptions.TransportError(  # type: ignore[no-untyped-call]
+                f"{type(exc).__name__} for the token endpoint")
+            raise error from exc
+        return _Response(response)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class GoogleToken:
+    """The access token of the credentials ADC found, refreshed when needed."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._found: Found | None = None
+        self._lock = asyncio.Lock()
+        self._request: HttpxRequest | None = None
+
+    async def found(self) -> Found:
+        if self._found is None:
+            self._found = await asyncio.to_thread(find, self._settings)
+        return self._found
+
+    async def headers(self) -> dict[str, str]:
+        found = await self.found()
+        async with self._lock:
+            if not found.credentials.valid:
+                await asyncio.to_thread(self._refresh, found.credentials)
+        return {"Authorization": f"Bearer {found.credentials.token}"}
+
+    def _refresh(self, credentials: Any) -> None:
+        ga = _google_auth()
+        if self._request is None:
+            verify: Any = self._settings.ca_bundle or True
+            self._request = HttpxRequest(self._settings.request_timeout, verify)
+        try:
+            credentials.refresh(self._request)
+        except ga.exceptions.RefreshError as exc:
+            raise AuthError(f"Google refused the vertex credentials: {_first_line(exc)}",
+                            http_status=401) from None
+        except ga.exceptions.TransportError as exc:
+            raise TransportError(f"cannot get a Google access token: {_first_line(exc)}",
+                                 sent=False) from None
+
+    def close(self) -> None:
+        if self._request is not None:
+            self._request.close()
