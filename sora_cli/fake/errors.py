@@ -1,9 +1,10 @@
-"""Error answers of the fake Videos API server: the 4-key error envelope and the
-answers of injected error faults."""
+"""Error answers of the fake Videos API server: the 4-key error envelope, each other
+family's shape, and the answers of injected error faults."""
 
 from __future__ import annotations
 
 import math
+import uuid
 from typing import Final
 
 ERROR_TYPES: Final[dict[int, str]] = {401: "invalid_request_error", 429: "requests"}
@@ -15,6 +16,13 @@ FAULT_MESSAGES: Final[dict[int, str]] = {
 }
 
 
+GOOGLE_STATUS: Final[dict[int, str]] = {
+    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+    409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 501: "NOT_IMPLEMENTED",
+    503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+# Kling's business codes for the HTTP statuses the fake answers (its error-code table)
+KLING_CODES: Final[dict[int, int]] = {400: 1201, 401: 1000, 403: 1103, 404: 1203, 429: 1302,
+                                      500: 5000, 503: 5001, 504: 5002}
 _TITLES: Final[dict[int, str]] = {401: "Unauthenticated", 404: "Not found",
                                   429: "Request was throttled"}
 # MiniMax answers its errors as HTTP 200 with a base_resp code (the official error code
@@ -77,6 +85,12 @@ class ApiFailure(Exception):
         if family == "replicate":
             title = self.title or _TITLES.get(self.status, "Request failed")
             return {"title": title, "detail": self.message, "status": self.status}
+        if family == "vertex":  # google.rpc.Status (Vertex, GCS)
+            return {"error": {"code": self.status, "message": self.message,
+                              "status": GOOGLE_STATUS.get(self.status, "UNKNOWN")}}
+        if family == "kling":
+            code = KLING_CODES.get(self.status, 5000 if self.status >= 500 else 1200)
+            return {"code": code, "message": self.message, "request_id": uuid.uuid4().hex}
         return self.envelope()
 
     def envelope(self) -> dict[str, object]:

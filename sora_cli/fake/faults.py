@@ -25,9 +25,10 @@ class PlanOptions(Protocol):
     fault_mix: dict[str, float] | None
 
 # Route names are shared by the families: a fal submit and a Replicate create are
-# "create", their status reads "retrieve", the fal platform list "list", the CDN "content".
+# "create", their status reads "retrieve", the fal platform list "list", the CDN "content"
+# (and GCS), Google's OAuth token endpoint "token".
 ROUTES: Final = frozenset({"create", "retrieve", "list", "content", "delete", "remix", "cancel",
-                           "*"})
+                           "token", "*"})
 ACTIONS: Final = frozenset(
     {"error", "drop", "create_then_error", "create_then_drop", "create_then_stall", "truncate",
      "stall_then_create", "bad_id", "slow", "huge",

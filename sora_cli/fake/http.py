@@ -1,7 +1,9 @@
 """Requests to the fake server: the API routes of each family (the Videos contract under
-``/v1``, fal under ``/fal`` (fal.py), Replicate under ``/replicate`` (replicate.py)), the
-second origin's routes (the CDN, fal's platform API), with the faults that strike them,
-and the ``/_fake`` control routes (no auth, no faults, not logged)."""
+``/v1``, fal under ``/fal`` (fal.py), Replicate under ``/replicate`` (replicate.py),
+Vertex under ``/vertex`` (vertex.py), Kling under ``/kling`` (kling.py)), the second
+origin's routes (the CDN, fal's platform API, Google's token endpoint and GCS:
+google.py), with the faults that strike them, and the ``/_fake`` control routes (no
+auth, no faults, not logged)."""
 
 from __future__ import annotations
 
@@ -23,15 +25,18 @@ from sora_cli.fake.dialects import (
 from sora_cli.fake.errors import ApiFailure, fault_failure
 from sora_cli.fake.fal import fal_api, fal_platform, fal_route
 from sora_cli.fake.faults import DEFAULT_STALL_MS, HUGE_DEFAULT, Dropped, Fault, faults_from_json
+from sora_cli.fake.google import register_key, storage_api, token_endpoint
 from sora_cli.fake.host import Host
 from sora_cli.fake.hostile import HostileHandler
 from sora_cli.fake.luma import luma_api, luma_route
 from sora_cli.fake.minimax import minimax_api, minimax_route
+from sora_cli.fake.kling import kling_api, kling_route
 from sora_cli.fake.replicate import replicate_api, replicate_route
 from sora_cli.fake.routes import resolve
 from sora_cli.fake.runway import runway_api, runway_route
 from sora_cli.fake.signed import SIGNED_FAMILIES, check_signed
 from sora_cli.fake.validate import validate_create
+from sora_cli.fake.vertex import vertex_api, vertex_route
 from sora_cli.fake.wire import VERBOSE
 
 
@@ -42,7 +47,9 @@ class _Answered(Exception):
 # The families served under a path prefix of their own (`/runway/...`): their route
 # names for the log, and their handlers (each module says what it serves).
 FAMILIES: Final = {"runway": (runway_route, runway_api), "luma": (luma_route, luma_api),
-                   "minimax": (minimax_route, minimax_api)}
+                   "minimax": (minimax_route, minimax_api), "kling": (kling_route, kling_api)}
+# The families whose results the CDN serves (Vertex's are in GCS or inline)
+CDN_FAMILIES: Final = ("fal", "replicate", "runway", "luma", "minimax", "kling")
 
 
 class Handler(HostileHandler):
@@ -66,13 +73,16 @@ class Handler(HostileHandler):
                 if not self._logged:
                     self._control(url.path, query, body)
                 elif self.server.aux:
-                    self._aux(url.path, query)
+                    self._aux(url.path, query, body)
                 elif self._family == "fal":
                     self._route = fal_route(self.command, url.path)
                     fal_api(self, url.path, body)
                 elif self._family == "replicate":
                     self._route = replicate_route(self.command, url.path)
                     replicate_api(self, url.path, query, body)
+                elif self._family == "vertex":
+                    self._route = vertex_route(self.command, url.path)
+                    vertex_api(self, url.path, body)
                 elif self._family in FAMILIES:
                     route, api = FAMILIES[self._family]
                     self._route = route(self.command, url.path)
@@ -187,12 +197,21 @@ class Handler(HostileHandler):
             self._answer_body(fault)
             raise _Answered
 
-    def _aux(self, path: str, query: dict[str, str]) -> None:
-        """The second origin: the CDN of results, and fal's platform API."""
+    def _aux(self, path: str, query: dict[str, str], body: bytes) -> None:
+        """The second origin: the CDN of results, fal's platform API, Google's token
+        endpoint and GCS."""
         if path.startswith("/fal-platform/"):
             self._family = "fal"
             self._route = "list"
             fal_platform(self, path, query)
+            return
+        if path == "/token" and self.command == "POST":
+            self._route = "token"
+            token_endpoint(self, body)
+            return
+        if path.startswith("/storage/v1/b/"):
+            self._family, self._route = "vertex", "content"
+            storage_api(self, urlsplit(self.path).path, query)
             return
         job_id = path.removeprefix("/cdn/").removesuffix(".mp4")
         if self.command != "GET" or not path.startswith("/cdn/") or not path.endswith(".mp4"):
@@ -201,7 +220,7 @@ class Handler(HostileHandler):
         backend.count("cdn_requests")
         if self.headers.get("Authorization") or self.headers.get("api-key"):
             backend.count("cdn_with_credentials")
-        job = backend.remote.find(job_id)
+        job = backend.remote.find(job_id, CDN_FAMILIES)
         if job is None or backend.remote.state(job) != "succeeded" or backend.remote.expired(job):
             raise ApiFailure(404, "Not found")
         if job.family in SIGNED_FAMILIES:
@@ -327,10 +346,12 @@ class Handler(HostileHandler):
             job_id = path.removeprefix("/_fake/jobs/")
             job = fake.backend.remote.find(job_id)
             if job is None:
-                raise ApiFailure(404, f"No fal, Replicate, Runway, Luma or MiniMax job "
-                                 f"{job_id!r}.")
+                raise ApiFailure(404, f"No fal, Replicate, Runway, Luma, MiniMax, Vertex or "
+                                 f"Kling job {job_id!r}.")
             self._send_json(200, {"id": job.id, "family": job.family, "model": job.model,
                                   "input": job.input, "state": fake.backend.remote.state(job)})
+        elif self.command == "POST" and path == "/_fake/google-keys":
+            register_key(self, body)
         elif self.command == "GET" and path == "/_fake/urls":
             self._send_json(200, dict(fake.urls()))
         elif self.command == "GET" and path == "/_fake/stats":
@@ -355,6 +376,8 @@ def _family(path: str, aux: bool) -> str:
         return "fal"
     if path.startswith("/replicate/"):
         return "replicate"
+    if path.startswith("/vertex/"):
+        return "vertex"
     prefix = path.split("/", 2)[1] if path.count("/") >= 2 else ""
     return prefix if prefix in FAMILIES and not aux else "openai"
 

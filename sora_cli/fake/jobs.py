@@ -23,13 +23,13 @@ from sora_cli.fake.options import FakeOptions
 @dataclass
 class RemoteJob:
     id: str
-    family: str  # "fal", "replicate", "runway", "luma", "minimax"
+    family: str  # "fal", "replicate", "runway", "luma", "minimax", "vertex", "kling"
     model: str  # the endpoint id / owner/name
     input: dict[str, Any]
     started: float  # monotonic, drives the state
     created: float  # wall clock
     will_fail: bool
-    app: str = ""  # fal: owner/app, what its status URLs carry
+    app: str = ""  # fal: owner/app; Vertex: the model's path; Kling: its endpoint
     cancelled_at: float | None = None  # wall clock
     prompt_text: str | None = None  # the prompt, when its field is not `prompt` (Runway)
     deleted: bool = False  # deleted at the provider (Runway, Luma): gone from its API
@@ -67,10 +67,12 @@ class JobBook:
             job = self.jobs.get(job_id)
         return job if job is not None and job.family == family else None
 
-    def find(self, job_id: str) -> RemoteJob | None:
-        """A job of any family (the CDN serves them all)."""
+    def find(self, job_id: str, families: tuple[str, ...] | None = None) -> RemoteJob | None:
+        """A job of any family (or of one of `families`)."""
         with self.lock:
-            return self.jobs.get(job_id)
+            job = self.jobs.get(job_id)
+        return job if job is not None and (families is None or job.family in families) \
+            else None
 
     def listed(self, family: str) -> list[RemoteJob]:
         """The family's jobs, newest first."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sora_cli.fake.dialects import DIALECTS, QUIRKS
 from sora_cli.fake.faults import MIX_KINDS, fault_mix
@@ -31,6 +31,12 @@ class FakeOptions:
     url_seconds: float = 3600.0  # how long the signed result URLs (Runway, MiniMax) last
     dialect: str = "openai"  # the Videos contract as which server speaks it (dialects.py)
     quirks: tuple[str, ...] = ()  # differences added on top of the dialect (dialects.py)
+    # Google: service accounts whose assertions the token endpoint takes (email -> RSA
+    # n, e; also POST /_fake/google-keys), and how long its access tokens live
+    google_keys: dict[str, tuple[int, int]] = field(default_factory=dict)
+    token_seconds: float = 3600.0
+    kling_access_key: str = "kling-fake-access-key"  # the key pair Kling's JWTs are from
+    kling_secret_key: str = "kling-fake-secret-key"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,4 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="one more difference on top of the dialect (repeatable): processing (a "
              "running job's status), opaque-ids (BACKEND::operations/HEX ids), no-list "
              "(GET /videos answers 404)")
+    add("--token-seconds", type=float, default=FakeOptions.token_seconds,
+        help="lifetime of the Google access tokens the token endpoint issues")
+    add("--kling-keys", metavar="ACCESS:SECRET",
+        help="the Kling key pair whose JWTs the Kling family takes (default: "
+             f"{FakeOptions.kling_access_key}:{FakeOptions.kling_secret_key})")
     return parser

@@ -78,6 +78,7 @@ from sora_cli.fake.faults import (
 )
 from sora_cli.fake.faults import fault_mix as _fault_mix
 from sora_cli.fake.http import HttpServer
+from sora_cli.fake.jobs import RemoteJob
 from sora_cli.fake.options import FakeOptions, build_parser
 from sora_cli.fake.state import MODERATION, Backend
 from sora_cli.fake.wire import MAX_BODY, VERBOSE
@@ -149,7 +150,9 @@ class FakeServer:
                 "replicate": f"{self.root_url}/replicate", "cdn": f"{self.cdn_url}/cdn",
                 "runway": f"{self.root_url}/runway",
                 "luma": f"{self.root_url}/luma/dream-machine/v1",
-                "minimax": f"{self.root_url}/minimax"}
+                "minimax": f"{self.root_url}/minimax",
+                "vertex": f"{self.root_url}/vertex", "google_token": f"{self.cdn_url}/token",
+                "gcs": self.cdn_url, "kling": f"{self.root_url}/kling"}
 
     def start(self) -> FakeServer:
         if self._thread is None:
@@ -225,6 +228,14 @@ class FakeServer:
     def request_log(self) -> list[tuple[str, str, int]]:
         return self.backend.request_log()
 
+    def register_google_key(self, email: str, n: int, e: int) -> None:
+        """A service account whose assertions the token endpoint takes (RSA n, e)."""
+        self._backend.google.register(email, n, e)
+
+    def remote_job(self, job_id: str) -> RemoteJob | None:
+        """A fal, Replicate, Vertex or Kling job as the fake keeps it."""
+        return self._backend.remote.find(job_id)
+
     # -- idle tracking
     def pause(self, seconds: float) -> bool:
         """Wait up to `seconds`; True at once when the server is stopping."""
@@ -275,7 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         url_seconds=args.url_seconds,
         dialect=args.dialect,
         quirks=tuple(args.quirk),
+        token_seconds=args.token_seconds,
     )
+    if args.kling_keys:
+        access, _, secret = args.kling_keys.partition(":")
+        options.kling_access_key, options.kling_secret_key = access, secret
     try:
         server = FakeServer(options, host=args.host, port=args.port)
     except OSError as error:  # ssl.SSLError included

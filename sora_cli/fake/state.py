@@ -13,6 +13,7 @@ from sora_cli.fake.content import CONTENT_TYPES, content_size
 from sora_cli.fake.dialects import backend_of, check_remix, list_backend, new_id, status_word
 from sora_cli.fake.errors import ApiFailure
 from sora_cli.fake.faults import Fault, FaultPlan
+from sora_cli.fake.google import GoogleAuth
 from sora_cli.fake.jobs import JobBook
 from sora_cli.fake.options import FakeOptions
 from sora_cli.fake.routes import route_name
@@ -47,7 +48,8 @@ class Backend:
         self._log: list[tuple[str, str, int]] = []
         self._by_route: dict[str, int] = {}
         self._counters: dict[str, int] = {}
-        self.remote = JobBook(options)  # fal requests and Replicate predictions
+        self.remote = JobBook(options)  # fal, Replicate, Vertex and Kling jobs
+        self.google = GoogleAuth(dict(options.google_keys))  # service accounts, tokens
 
     # -- videos
     def create(self, request: CreateRequest, remixed_from: str | None = None) -> Video:
