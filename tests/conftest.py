@@ -16,9 +16,11 @@ from sora_cli.domain.text import forget_secrets
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point SORA_HOME at tmp_path and drop every OPENAI_* / SORA_* / FAL_* /
-    REPLICATE_* variable, so no test reads the real config or touches the real data dir."""
+    REPLICATE_* / KLING_* / GOOGLE_* / GEMINI_* variable, so no test reads the real
+    config or credentials or touches the real data dir."""
     for name in list(os.environ):
-        if name.startswith(("OPENAI_", "SORA_", "FAL_", "REPLICATE_")):
+        if name.startswith(("OPENAI_", "SORA_", "FAL_", "REPLICATE_", "KLING_", "GOOGLE_",
+                            "GEMINI_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("SORA_HOME", str(tmp_path))
     forget_secrets()  # secrets registered by another test's settings must not mask ours

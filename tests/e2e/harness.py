@@ -130,7 +130,8 @@ class Sora:
 def make_env(home: Path, base_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OPENAI_", "SORA_", "PYTEST_", "FAL_", "REPLICATE_",
-                                "RUNWAYML_", "LUMAAI_", "MINIMAX_"))}
+                                "RUNWAYML_", "LUMAAI_", "MINIMAX_", "KLING_", "GOOGLE_",
+                                "GEMINI_"))}
     env.update(
         SORA_HOME=str(home), OPENAI_BASE_URL=base_url, OPENAI_API_KEY=TEST_KEY,
         SORA_POLL_MIN_SECONDS="0.1", SORA_POLL_MAX_SECONDS="1", SORA_IDLE_EXIT_SECONDS="3",
@@ -145,16 +146,36 @@ REPLICATE_TEST_KEY = "r8_e2e_0123456789abcdefghij"
 DIRECT_TEST_KEYS = {"RUNWAYML_API_SECRET": "key_e2e_runway_0123456789abcdef",
                     "LUMAAI_API_KEY": "luma-e2e-0123456789abcdef",
                     "MINIMAX_API_KEY": "mm-e2e-0123456789abcdef"}
+KLING_TEST_KEYS = ("kling-fake-access-key", "kling-fake-secret-key")  # the fake's default pair
 
 
 def provider_env(fake: FakeProc) -> dict[str, str]:
-    """Where the fake serves fal and Replicate, and their keys, as sora reads them."""
+    """Where the fake serves each provider family, and their keys, as sora reads them
+    (Vertex's credentials: `vertex_env`)."""
     urls = fake.get("/_fake/urls")
     return {"SORA_FAL_BASE_URL": urls["fal"], "SORA_FAL_PLATFORM_URL": urls["fal_platform"],
             "SORA_REPLICATE_BASE_URL": urls["replicate"], "FAL_KEY": FAL_TEST_KEY,
             "REPLICATE_API_TOKEN": REPLICATE_TEST_KEY,
             "SORA_RUNWAY_BASE_URL": urls["runway"], "SORA_LUMA_BASE_URL": urls["luma"],
-            "SORA_MINIMAX_BASE_URL": urls["minimax"], **DIRECT_TEST_KEYS}
+            "SORA_MINIMAX_BASE_URL": urls["minimax"], **DIRECT_TEST_KEYS,
+            "SORA_VERTEX_BASE_URL": urls["vertex"], "SORA_VERTEX_STORAGE_URL": urls["gcs"],
+            "SORA_KLING_BASE_URL": urls["kling"], "KLING_ACCESS_KEY": KLING_TEST_KEYS[0],
+            "KLING_SECRET_KEY": KLING_TEST_KEYS[1]}
+
+
+def vertex_env(fake: FakeProc, where: Path, **extra: str) -> dict[str, str]:
+    """Application Default Credentials for the fake: a service-account file in `where`
+    whose token_uri is the fake's token endpoint, its key registered with the fake."""
+    from google_sa import service_account
+
+    sa = service_account(where, fake.get("/_fake/urls")["google_token"])
+    body = json.dumps(sa.registration).encode()
+    req = urllib.request.Request(fake.root + "/_fake/google-keys", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        r.read()
+    return {"GOOGLE_APPLICATION_CREDENTIALS": str(sa.path), "SORA_VERTEX_PROJECT": "sora-e2e",
+            **extra}
 
 
 def kill_runner(s: Sora) -> int:

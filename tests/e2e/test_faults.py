@@ -28,6 +28,7 @@ from .harness import (
     runner_pid,
     start_fake,
     stop_proc,
+    vertex_env,
     wait_for,
     wait_job,
 )
@@ -80,7 +81,15 @@ def runner_gone(s: Sora) -> bool:
 MODELS = {"openai": [], "fal": ["-m", "fal:fal-ai/kling-video/v2.1/master/text-to-video"],
           "replicate": ["-m", "replicate:google/veo-3"],
           "runway": ["-m", "runway:gen4.5"], "luma": ["-m", "luma:ray-2"],
-          "minimax": ["-m", "minimax:MiniMax-Hailuo-2.3"]}
+          "minimax": ["-m", "minimax:MiniMax-Hailuo-2.3"],
+          "vertex": ["-m", "vertex:veo-3.1-generate-001"],
+          "kling": ["-m", "kling:kling-v2-1-master"]}
+
+
+def creds(provider: str, fake: FakeProc, where: Path, **extra: str) -> dict[str, str]:
+    """Vertex's service-account file (its token endpoint is the fake's); others' keys
+    are in provider_env."""
+    return vertex_env(fake, where, **extra) if provider == "vertex" else {}
 
 
 # -- 1. SIGKILL of the runner in each phase ---------------------------------------------
@@ -98,12 +107,14 @@ MODELS = {"openai": [], "fal": ["-m", "fal:fal-ai/kling-video/v2.1/master/text-t
     ("runway", "before_complete", "downloading", 1),
     ("luma", "after_create", "submitting", 1),
     ("minimax", "before_complete", "downloading", 1),
+    ("kling", "after_create", "submitting", 1),  # found again by its external_task_id
+    ("vertex", "before_complete", "downloading", 1),
 ])
 def test_runner_killed_at_a_step_boundary_is_resumed(
-        make_fake: MakeFake, make_sora: MakeSora, provider: str, point: str, left_as: str,
-        creates: int) -> None:
+        make_fake: MakeFake, make_sora: MakeSora, tmp_path: Path, provider: str, point: str,
+        left_as: str, creates: int) -> None:
     fake = make_fake("--job-seconds", "0.5", "--poll-after-ms", "100")
-    s = make_sora(fake, SORA_REQUEST_TIMEOUT="2")
+    s = make_sora(fake, SORA_REQUEST_TIMEOUT="2", **creds(provider, fake, tmp_path))
     prompt = f"crash {point} on {provider}"
     job_id = s.ok("submit", *MODELS[provider], prompt, env={CRASH_ENV: point}).strip()
     wait_for(lambda: runner_gone(s) and s.job(job_id)["status"] == left_as, 30,
@@ -116,6 +127,21 @@ def test_runner_killed_at_a_step_boundary_is_resumed(
     assert r.returncode == 0, r.stderr
     job = assert_saved_once(s, fake, job_id)
     assert job["create_attempts"] == (2 if point == "before_create" else 1)
+
+
+def test_vertex_runner_killed_after_create_never_pays_twice(make_fake: MakeFake,
+                                                           make_sora: MakeSora,
+                                                           tmp_path: Path) -> None:
+    """Vertex lists no operations: a create whose answer was lost is never sent again."""
+    fake = make_fake("--job-seconds", "0.5", "--poll-after-ms", "100")
+    s = make_sora(fake, SORA_REQUEST_TIMEOUT="2", **creds("vertex", fake, tmp_path))
+    job_id = s.ok("submit", *MODELS["vertex"], "crash after a veo create",
+                  env={CRASH_ENV: "after_create"}).strip()
+    wait_for(lambda: runner_gone(s) and s.job(job_id)["status"] == "submitting", 30,
+             "the runner to die after the create")
+    r = s.run("wait", job_id, "--timeout", "60")
+    assert r.returncode == 1 and "create_unconfirmed" in s.job(job_id)["error"]["code"]
+    assert fake.stats()["creates"] == 1
 
 
 @pytest.mark.parametrize("action", ["create_then_stall", "stall_then_create"])
@@ -174,7 +200,7 @@ def test_runner_killed_mid_download(make_fake: MakeFake, make_sora: MakeSora) ->
 @pytest.mark.parametrize(("provider", "action"), [
     ("openai", "create_then_stall"), ("openai", "stall_then_create"),
     ("fal", "stall_then_create"), ("replicate", "stall_then_create"),
-    ("luma", "stall_then_create")])
+    ("luma", "stall_then_create"), ("kling", "stall_then_create")])
 def test_create_slower_than_the_client_timeout_is_not_sent_twice(
         make_fake: MakeFake, make_sora: MakeSora, provider: str, action: str) -> None:
     """The client gives up after 1 s; the server made the video before, or after that."""
@@ -317,14 +343,18 @@ def test_soak_flaky_network_loses_nothing_and_pays_once(make_fake: MakeFake,
 
 @pytest.mark.parametrize(("provider", "ranges"), [
     ("openai", True), ("openai", False), ("fal", True), ("replicate", True),
-    ("runway", True), ("minimax", True)],
-    ids=["range", "no-range", "fal-cdn", "replicate-cdn", "runway-signed", "minimax-file-hop"])
+    ("runway", True), ("minimax", True), ("vertex", True), ("kling", True)],
+    ids=["range", "no-range", "fal-cdn", "replicate-cdn", "runway-signed", "minimax-file-hop",
+         "vertex-gcs", "kling-cdn"])
 def test_truncated_download_is_resumed_or_restarted(make_fake: MakeFake, make_sora: MakeSora,
-                                                    provider: str, ranges: bool) -> None:
+                                                    tmp_path: Path, provider: str,
+                                                    ranges: bool) -> None:
     fake = make_fake("--job-seconds", "0.3", "--poll-after-ms", "100",
                      "--video-bytes", "1000000", *([] if ranges else ["--no-range"]))
     fake.faults({"action": "truncate", "route": "content", "times": 2})
-    s = make_sora(fake)
+    # Vertex: a video in the user's bucket, fetched from GCS (an inline one is no file)
+    s = make_sora(fake, **creds(provider, fake, tmp_path,
+                                SORA_VERTEX_STORAGE_URI="gs://sora-e2e/out"))
     job_id = s.ok("submit", *MODELS[provider], f"truncated {ranges} on {provider}").strip()
     assert s.run("wait", job_id, "--timeout", "60").returncode == 0
     assert_saved_once(s, fake, job_id)
