@@ -130,7 +130,9 @@ BUILTIN: Final[dict[str, ProviderInfo]] = {
         inline_image_bytes=20 * 1024 * 1024,
         note="Veo on Vertex AI (predictLongRunning); no list and no cancel",
         credentials=ADC,
-        extras=(Extra("project", ("SORA_VERTEX_PROJECT", "GOOGLE_CLOUD_PROJECT")),
+        # GOOGLE_CLOUD_PROJECT is google-auth's own (the project ADC reports): not here,
+        # so that it alone does not make a runner look for Google credentials
+        extras=(Extra("project", ("SORA_VERTEX_PROJECT",)),
                 Extra("location", ("SORA_VERTEX_LOCATION", "GOOGLE_CLOUD_LOCATION"),
                       "us-central1"),
                 Extra("storage_uri", ("SORA_VERTEX_STORAGE_URI",)),

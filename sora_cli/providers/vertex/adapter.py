@@ -3,7 +3,10 @@
 - Create: `POST {base}/v1/projects/{project}/locations/{location}/publishers/google/
   models/{model}:predictLongRunning` with ``{"instances": [{prompt, image...}],
   "parameters": {durationSeconds, aspectRatio, resolution, sampleCount: 1,
-  storageUri...}}``; the answer's operation `name` (under the same model path) is kept
+  storageUri...}}`` (a job's params go to `parameters`, but for the instance's own
+  fields: image, lastFrame, video, mask, referenceImages; sora saves one video, the
+  first, whatever `sampleCount` says); the answer's operation `name` (under the same
+  model path) is kept
   in the handle, its last segment is the remote id. The base is
   `https://{location}-aiplatform.googleapis.com` (`global`: no prefix);
   `SORA_VERTEX_BASE_URL` replaces it (the fake server).
