@@ -194,7 +194,7 @@ def test_models_lists_the_catalogue(home: Path) -> None:
     assert by_ref[KLING]["price"]["read"] == "2026-11-30"
     assert "kling" in by_ref[KLING]["aliases"]
     assert "mine" in by_ref["replicate:google/veo-3"]["aliases"]
-    assert {"openai", "fal", "replicate", "runway", "luma", "minimax"} <= {
+    assert {"openai", "fal", "replicate", "runway", "luma", "minimax", "vertex", "kling"} <= {
         r["provider"] for r in rows}
     text = sora("models", "--provider", "replicate").stdout
     assert text.splitlines()[0].split()[:3] == ["PROVIDER", "MODEL", "ALIASES"]

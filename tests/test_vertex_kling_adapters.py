@@ -26,7 +26,6 @@ from sora_cli.config import Settings, load_settings
 from sora_cli.domain.catalogue import find_model, map_request
 from sora_cli.domain.jobs import Job, JobStatus
 from sora_cli.errors import AmbiguousCreate, ApiError, AuthError, CannotSend
-from sora_cli.fake.content import content_sha256
 from sora_cli.fake.server import FakeOptions, FakeServer, Fault
 from sora_cli.providers.base import CreateRequest, ImageInput, Polled, RemoteState
 from sora_cli.providers.download import Saved, download_from
@@ -108,8 +107,8 @@ async def to_the_end(settings: Settings, job: Job, dest: Path,
         await adapter.aclose()
 
 
-def expected(server: FakeServer, remote_id: str | None) -> str:
-    return content_sha256(str(remote_id), "video", server.options.video_bytes)
+def expected(server: FakeServer, remote_id: str | None) -> str | None:
+    return server.expected_sha256(str(remote_id))
 
 
 # --- Vertex ----------------------------------------------------------------------------------
@@ -122,7 +121,7 @@ def test_vertex_inline_video_is_decoded_to_the_file(env_for: EnvFor, server: Fak
     job, polled, saved = run(to_the_end(settings, job, tmp_path / "out.mp4",
                                         ImageInput(name="i.png", data=PNG, mime="image/png")))
     assert saved is not None and saved.sha256 == expected(server, job.remote_id)
-    assert polled.result == f"inline:0:{server.options.video_bytes}"
+    assert polled.result == f"inline:0:{saved.bytes}"  # the size the poll counted
     kept = server.remote_job(str(job.remote_id))
     assert kept is not None and kept.input["parameters"] == {
         "sampleCount": 1, "generateAudio": True, "durationSeconds": 6, "aspectRatio": "9:16"}

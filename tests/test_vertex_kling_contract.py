@@ -20,7 +20,6 @@ import httpx
 import pytest
 from google_sa import service_account
 
-from sora_cli.fake.content import content_sha256
 from sora_cli.fake.server import FakeOptions, FakeServer, Fault
 
 genai = pytest.importorskip("google.genai", reason="google-genai is not installed")
@@ -85,8 +84,7 @@ def test_genai_generates_a_video_inline_through_the_service_account_flow(
     operation = wait_done(client, operation)
     video = operation.response.generated_videos[0].video
     op_id = operation.name.rpartition("/")[2]
-    size = server.options.video_bytes
-    assert hashlib.sha256(video.video_bytes).hexdigest() == content_sha256(op_id, "video", size)
+    assert hashlib.sha256(video.video_bytes).hexdigest() == server.expected_sha256(op_id)
     assert video.mime_type == "video/mp4"
     sent = server.remote_job(op_id)
     assert sent is not None and sent.input["parameters"] == {
@@ -202,8 +200,7 @@ def test_kling_creates_queries_lists_and_serves_the_video(make_server: MakeServe
             "model_name": "kling-v2-1-master", "prompt": "x", "external_task_id": "mine-1"})
         assert again.status_code == 400 and again.json()["code"] == 1201
     video = httpx.get(url)
-    size = server.options.video_bytes
-    assert hashlib.sha256(video.content).hexdigest() == content_sha256(task_id, "video", size)
+    assert hashlib.sha256(video.content).hexdigest() == server.expected_sha256(task_id)
 
 
 @pytest.mark.parametrize(("token", "code"), [

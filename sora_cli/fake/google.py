@@ -22,61 +22,23 @@ imports nothing else.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
-import secrets
-import threading
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl, unquote
 
+from sora_cli.fake.content import content_size
 from sora_cli.fake.errors import ApiFailure
 from sora_cli.fake.jobs import RemoteJob
+from sora_cli.fake.oauth import GoogleAuth, rsa_verify
 
 if TYPE_CHECKING:
-    from sora_cli.fake.http import Handler
+    from sora_cli.fake.host import Responder
 
 AUDIENCE: Final = "https://oauth2.googleapis.com/token"
 GRANT: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 SCOPE: Final = "https://www.googleapis.com/auth/cloud-platform"
 _SHA256_INFO: Final = bytes.fromhex("3031300d060960864801650304020105000420")
-
-
-@dataclass
-class GoogleAuth:
-    """Registered service accounts and the access tokens issued to them."""
-
-    keys: dict[str, tuple[int, int]] = field(default_factory=dict)  # email -> (n, e)
-    tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry (monotonic)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def register(self, email: str, n: int, e: int) -> None:
-        with self.lock:
-            self.keys[email] = (n, e)
-
-    def issue(self, seconds: float) -> str:
-        token = "ya29.fake-" + secrets.token_urlsafe(24)
-        with self.lock:
-            self.tokens[token] = time.monotonic() + seconds
-        return token
-
-    def valid(self, token: str) -> bool:
-        with self.lock:
-            expiry = self.tokens.get(token)
-        return expiry is not None and time.monotonic() < expiry
-
-
-def rsa_verify(n: int, e: int, message: bytes, signature: bytes) -> bool:
-    """RSASSA-PKCS1-v1_5 with SHA-256 (RS256)."""
-    size = (n.bit_length() + 7) // 8
-    if len(signature) != size or size < 64:
-        return False
-    decoded = pow(int.from_bytes(signature, "big"), e, n).to_bytes(size, "big")
-    info = _SHA256_INFO + hashlib.sha256(message).digest()
-    expected = b"\x00\x01" + b"\xff" * (size - len(info) - 3) + b"\x00" + info
-    return hmac.compare_digest(decoded, expected)
 
 
 def _b64(part: str) -> bytes:
@@ -87,13 +49,13 @@ def _grant_error(why: str) -> ApiFailure:
     return ApiFailure(400, why, raw={"error": "invalid_grant", "error_description": why})
 
 
-def token_endpoint(h: Handler, body: bytes) -> None:
-    auth: GoogleAuth = h.server.fake._backend.google
+def token_endpoint(h: Responder, body: bytes) -> None:
+    auth: GoogleAuth = h.server.fake.backend.google
     form = dict(parse_qsl(body.decode("utf-8", "replace")))
     if form.get("grant_type") != GRANT:
         raise ApiFailure(400, "unsupported_grant_type", raw={
             "error": "unsupported_grant_type", "error_description": "Invalid grant_type"})
-    h._faults("token", None)
+    h.take_fault("token", None)
     try:
         head_b64, payload_b64, sig_b64 = form.get("assertion", "").split(".")
         header, claims = json.loads(_b64(head_b64)), json.loads(_b64(payload_b64))
@@ -118,32 +80,31 @@ def token_endpoint(h: Handler, body: bytes) -> None:
         raise _grant_error("Invalid JWT: Token must be a short-lived token (60 minutes) "
                            "and in a reasonable timeframe.")
     seconds = h.server.fake.options.token_seconds
-    h._send_json(200, {"access_token": auth.issue(seconds), "expires_in": int(seconds),
+    h.send_json(200, {"access_token": auth.issue(seconds), "expires_in": int(seconds),
                        "token_type": "Bearer"})
 
 
-def register_key(h: Handler, body: bytes) -> None:
+def register_key(h: Responder, body: bytes) -> None:
     """``POST /_fake/google-keys {"client_email", "n", "e"}``: a service account's key."""
-    key = h._json_body(body)
+    key = h.json_body(body)
     try:
-        h.server.fake._backend.google.register(str(key["client_email"]), int(key["n"]),
+        h.server.fake.backend.google.register(str(key["client_email"]), int(key["n"]),
                                                int(key["e"]))
     except (KeyError, TypeError, ValueError):
         raise ApiFailure(400, "expected {client_email, n, e}") from None
-    h._send_json(200, {"registered": key["client_email"]})
+    h.send_json(200, {"registered": key["client_email"]})
 
 
-def require_token(h: Handler) -> None:
+def require_token(h: Responder) -> None:
     """`Authorization: Bearer <a token the fake issued, unexpired>`, else Google's 401."""
     scheme, _, token = h.headers.get("Authorization", "").partition(" ")
-    h._offered_key = token.strip()
-    if scheme != "Bearer" or not h.server.fake._backend.google.valid(token.strip()):
+    if scheme != "Bearer" or not h.server.fake.backend.google.valid(token.strip()):
         raise ApiFailure(401, "Request had invalid authentication credentials. Expected "
                          "OAuth 2 access token, login cookie or other valid authentication "
                          "credential.")
 
 
-def storage_api(h: Handler, raw_path: str, query: dict[str, str]) -> None:
+def storage_api(h: Responder, raw_path: str, query: dict[str, str]) -> None:
     """``GET /storage/v1/b/{bucket}/o/{object}`` (see the module docstring)."""
     require_token(h)
     rest = raw_path.removeprefix("/storage/v1/b/")
@@ -151,18 +112,19 @@ def storage_api(h: Handler, raw_path: str, query: dict[str, str]) -> None:
     if h.command != "GET" or not sep or "/" in name or "/" in bucket or not name:
         raise ApiFailure(404, "Not Found")
     uri = f"gs://{bucket}/{unquote(name)}"
-    book = h.server.fake._backend.remote
+    book = h.server.fake.backend.remote
     job = next((j for j in book.listed("vertex") if output_uri(j) == uri), None)
     if job is None or book.state(job) != "succeeded":
         raise ApiFailure(404, f"No such object: {bucket}/{unquote(name)}")
-    fault = h._faults("content", None)
-    size = h.server.fake.options.video_bytes
+    fault = h.take_fault("content", None)
+    video_bytes = h.server.fake.options.video_bytes
+    size = content_size("video", video_bytes)
     if query.get("alt") != "media":
-        h._send_json(200, {"kind": "storage#object", "bucket": bucket, "name": unquote(name),
+        h.send_json(200, {"kind": "storage#object", "bucket": bucket, "name": unquote(name),
                            "size": str(size), "contentType": "video/mp4"})
         return
-    h.server.fake._backend.count("gcs_downloads")
-    h._serve_bytes(job.id, "video", size, "video/mp4", fault)
+    h.server.fake.backend.count("gcs_downloads")
+    h.serve_bytes(job.id, "video", size, "video/mp4", fault, real=video_bytes is None)
 
 
 def output_uri(job: RemoteJob) -> str | None:

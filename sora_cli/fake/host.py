@@ -5,6 +5,7 @@ modules that define them never import the server)."""
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from email.message import Message
 from typing import Any, Protocol
 
 from sora_cli.fake.faults import Fault
@@ -55,6 +56,7 @@ class Responder(Protocol):
 
     command: str
     server: HostServer
+    headers: Message  # the request's
 
     def authorize_key(self, scheme: str) -> None: ...
 
@@ -75,4 +77,9 @@ class Responder(Protocol):
 
     def header(self, name: str) -> str | None:
         """A request header (Runway's X-Runway-Version)."""
+        ...
+
+    def serve_bytes(self, video_id: str, variant: str, size: int, kind: str,
+                    fault: Fault | None, *, real: bool) -> None:
+        """A result's bytes, with Range and the content faults (GCS objects)."""
         ...

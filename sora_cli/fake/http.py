@@ -134,6 +134,10 @@ class Handler(HostileHandler):
         value = self.headers.get(name)
         return value if isinstance(value, str) else None
 
+    def serve_bytes(self, video_id: str, variant: str, size: int, kind: str,
+                    fault: Fault | None, *, real: bool) -> None:
+        self._serve_bytes(video_id, variant, size, kind, fault, real=real)
+
     def authorize_key(self, scheme: str) -> None:
         """`Authorization: {scheme} KEY` (fal: Key, Replicate: Bearer), else a 401."""
         given, _, token = self.headers.get("Authorization", "").partition(" ")

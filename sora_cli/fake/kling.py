@@ -35,7 +35,7 @@ from sora_cli.fake.errors import ApiFailure
 from sora_cli.fake.jobs import RemoteJob, invalid_fields
 
 if TYPE_CHECKING:
-    from sora_cli.fake.http import Handler
+    from sora_cli.fake.host import Responder
 
 _PATH: Final = re.compile(r"/kling/v1/videos/(text2video|image2video)(?:/([^/]+))?")
 _STATUS: Final = {"queued": "submitted", "running": "processing", "succeeded": "succeed",
@@ -61,7 +61,7 @@ def _request_id() -> str:
     return secrets.token_hex(16)
 
 
-def _verify(h: Handler) -> None:
+def _verify(h: Responder) -> None:
     options = h.server.fake.options
     scheme, _, token = h.headers.get("Authorization", "").partition(" ")
     if scheme != "Bearer" or not token.strip():
@@ -85,17 +85,17 @@ def _verify(h: Handler) -> None:
         raise failure(401, 1004, "Authorization has expired")
 
 
-def kling_api(h: Handler, path: str, query: dict[str, str], body: bytes) -> None:
+def kling_api(h: Responder, path: str, query: dict[str, str], body: bytes) -> None:
     _verify(h)
     route, match = kling_route(h.command, path), _PATH.fullmatch(path)
     if route is None or match is None:
         raise failure(404, 1203, f"resource not found: {h.command} {path}")
     endpoint = match[1]
     if route == "create":
-        _create(h, endpoint, h._json_body(body))
+        _create(h, endpoint, h.json_body(body))
         return
-    h._faults(route, None)
-    book = h.server.fake._backend.remote
+    h.take_fault(route, None)
+    book = h.server.fake.backend.remote
     if route == "list":
         _list(h, endpoint, query)
         return
@@ -105,9 +105,9 @@ def kling_api(h: Handler, path: str, query: dict[str, str], body: bytes) -> None
     _send(h, task(h, job))
 
 
-def _create(h: Handler, endpoint: str, payload: dict[str, Any]) -> None:
+def _create(h: Responder, endpoint: str, payload: dict[str, Any]) -> None:
     prompt = payload.get("prompt")
-    fault = h._faults("create", prompt if isinstance(prompt, str) else None)
+    fault = h.take_fault("create", prompt if isinstance(prompt, str) else None)
     model = payload.get("model_name", "kling-v1")
     problems = [] if isinstance(model, str) and find_model("kling", model) else [
         ("model_name", f"unknown model {model!r}")]
@@ -118,18 +118,18 @@ def _create(h: Handler, endpoint: str, payload: dict[str, Any]) -> None:
         problems.append(("image", "required for image2video"))
     if isinstance(payload.get("image"), str) and payload["image"].startswith("data:"):
         problems.append(("image", "base64 must not carry a data: prefix"))
-    book = h.server.fake._backend.remote
+    book = h.server.fake.backend.remote
     if external is not None and any(j.input.get("external_task_id") == external
                                     for j in book.listed("kling")):
         problems.append(("external_task_id", "already exists in this account"))
     if problems:
         raise failure(400, 1201, "; ".join(f"{k}: {m}" for k, m in problems))
     if fault is not None and fault.action == "stall_then_create":
-        h._stall(fault)
+        h.stall(fault)
     kept = {**fields, **({"image": _image(payload["image"])} if "image" in payload else {})}
     job = book.add("kling", str(model), kept, app=endpoint,
                    job_id=str(secrets.randbelow(9 * 10**17) + 10**17))
-    h._after_create(fault)
+    h.after_create(fault)
     data = task(h, job)
     if fault is not None and fault.action == "bad_id":
         data["task_id"] = fault.text or "../escape"
@@ -144,14 +144,14 @@ def _image(value: str) -> Any:
     return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def _send(h: Handler, data: Any) -> None:
-    h._send_json(200, {"code": 0, "message": "SUCCEED", "request_id": _request_id(),
+def _send(h: Responder, data: Any) -> None:
+    h.send_json(200, {"code": 0, "message": "SUCCEED", "request_id": _request_id(),
                        "data": data})
 
 
-def task(h: Handler, job: RemoteJob) -> dict[str, Any]:
+def task(h: Responder, job: RemoteJob) -> dict[str, Any]:
     fake = h.server.fake
-    book = fake._backend.remote
+    book = fake.backend.remote
     state = book.state(job)
     created = int((job.created + fake.options.clock_offset) * 1000)
     ended = book.ended_at(job)
@@ -168,11 +168,11 @@ def task(h: Handler, job: RemoteJob) -> dict[str, Any]:
     return out
 
 
-def _list(h: Handler, endpoint: str, query: dict[str, str]) -> None:
+def _list(h: Responder, endpoint: str, query: dict[str, str]) -> None:
     num, size = query.get("pageNum", "1"), query.get("pageSize", "30")
     if not (num.isdigit() and size.isdigit() and 1 <= int(num) <= 1000
             and 1 <= int(size) <= 500):
         raise failure(400, 1201, "pageNum must be 1-1000 and pageSize 1-500")
-    jobs = [j for j in h.server.fake._backend.remote.listed("kling") if j.app == endpoint]
+    jobs = [j for j in h.server.fake.backend.remote.listed("kling") if j.app == endpoint]
     start = (int(num) - 1) * int(size)
     _send(h, [task(h, j) for j in jobs[start:start + int(size)]])

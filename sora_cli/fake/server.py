@@ -230,11 +230,11 @@ class FakeServer:
 
     def register_google_key(self, email: str, n: int, e: int) -> None:
         """A service account whose assertions the token endpoint takes (RSA n, e)."""
-        self._backend.google.register(email, n, e)
+        self.backend.google.register(email, n, e)
 
     def remote_job(self, job_id: str) -> RemoteJob | None:
         """A fal, Replicate, Vertex or Kling job as the fake keeps it."""
-        return self._backend.remote.find(job_id)
+        return self.backend.remote.find(job_id)
 
     # -- idle tracking
     def pause(self, seconds: float) -> bool:

@@ -13,8 +13,8 @@ from sora_cli.fake.content import CONTENT_TYPES, content_size
 from sora_cli.fake.dialects import backend_of, check_remix, list_backend, new_id, status_word
 from sora_cli.fake.errors import ApiFailure
 from sora_cli.fake.faults import Fault, FaultPlan
-from sora_cli.fake.google import GoogleAuth
 from sora_cli.fake.jobs import JobBook
+from sora_cli.fake.oauth import GoogleAuth
 from sora_cli.fake.options import FakeOptions
 from sora_cli.fake.routes import route_name
 from sora_cli.fake.validate import CreateRequest, validate_remix

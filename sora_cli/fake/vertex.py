@@ -24,13 +24,13 @@ import re
 from typing import TYPE_CHECKING, Any, Final
 
 from sora_cli.domain.catalogue import find_model
-from sora_cli.fake.content import iter_content
+from sora_cli.fake.content import content_size, iter_content
 from sora_cli.fake.errors import ApiFailure
 from sora_cli.fake.google import output_uri, require_token
 from sora_cli.fake.jobs import RemoteJob, invalid_fields
 
 if TYPE_CHECKING:
-    from sora_cli.fake.http import Handler
+    from sora_cli.fake.host import Responder
 
 _PATH: Final = re.compile(r"/vertex/(v1|v1beta1)/(projects/[a-z0-9-]+/locations/[a-z0-9-]+/"
                           r"publishers/google/models/([a-z0-9][a-z0-9.-]*))"
@@ -48,7 +48,7 @@ def vertex_route(method: str, path: str) -> str | None:
     return "create" if match[4] == "predictLongRunning" else "retrieve"
 
 
-def vertex_api(h: Handler, path: str, body: bytes) -> None:
+def vertex_api(h: Responder, path: str, body: bytes) -> None:
     require_token(h)
     match = _PATH.fullmatch(path)
     if h.command != "POST" or match is None:
@@ -57,18 +57,18 @@ def vertex_api(h: Handler, path: str, body: bytes) -> None:
     if find_model("vertex", model) is None and not model.startswith("veo-"):
         raise ApiFailure(404, f"Publisher Model `{model_path}` was not found or your "
                          "project does not have access to it.")
-    payload = h._json_body(body)
+    payload = h.json_body(body)
     if match[4] == "predictLongRunning":
         _create(h, model_path, model, payload)
     else:
         _fetch(h, model_path, payload)
 
 
-def _create(h: Handler, model_path: str, model: str, payload: dict[str, Any]) -> None:
+def _create(h: Responder, model_path: str, model: str, payload: dict[str, Any]) -> None:
     instances, parameters = payload.get("instances"), payload.get("parameters", {})
     instance = instances[0] if isinstance(instances, list) and len(instances) == 1 else None
     prompt = instance.get("prompt") if isinstance(instance, dict) else None
-    fault = h._faults("create", prompt if isinstance(prompt, str) else None)
+    fault = h.take_fault("create", prompt if isinstance(prompt, str) else None)
     if not isinstance(instance, dict) or not isinstance(parameters, dict):
         raise ApiFailure(400, "Invalid JSON payload: one instance and a parameters object "
                          "are expected.")
@@ -84,15 +84,15 @@ def _create(h: Handler, model_path: str, model: str, payload: dict[str, Any]) ->
     if problems:
         raise ApiFailure(400, "; ".join(f"{k}: {m}" for k, m in problems))
     if fault is not None and fault.action == "stall_then_create":
-        h._stall(fault)
+        h.stall(fault)
     kept = {"prompt": prompt, "parameters": parameters,
             **{k: _summary(v) for k, v in instance.items() if k != "prompt"}}
-    job = h.server.fake._backend.remote.add("vertex", model, kept, app=model_path)
-    h._after_create(fault)
+    job = h.server.fake.backend.remote.add("vertex", model, kept, app=model_path)
+    h.after_create(fault)
     name = f"{model_path}/operations/{job.id}"
     if fault is not None and fault.action == "bad_id":
         name = fault.text or "projects/../operations/escape"
-    h._send_json(200, {"name": name})
+    h.send_json(200, {"name": name})
 
 
 def _summary(value: Any) -> Any:
@@ -104,20 +104,20 @@ def _summary(value: Any) -> Any:
     return value
 
 
-def _fetch(h: Handler, model_path: str, payload: dict[str, Any]) -> None:
+def _fetch(h: Responder, model_path: str, payload: dict[str, Any]) -> None:
     name = payload.get("operationName")
     if not isinstance(name, str) or not name.startswith(f"{model_path}/operations/"):
         raise ApiFailure(400, "operationName must name an operation of this model.")
-    h._faults("retrieve", None)
-    book = h.server.fake._backend.remote
+    h.take_fault("retrieve", None)
+    book = h.server.fake.backend.remote
     job = book.get("vertex", name.rpartition("/")[2])
     if job is None or job.app != model_path:
         raise ApiFailure(404, f"Operation {name} not found.")
-    h._send_json(200, operation(h, job, name))
+    h.send_json(200, operation(h, job, name))
 
 
-def operation(h: Handler, job: RemoteJob, name: str) -> dict[str, Any]:
-    state = h.server.fake._backend.remote.state(job)
+def operation(h: Responder, job: RemoteJob, name: str) -> dict[str, Any]:
+    state = h.server.fake.backend.remote.state(job)
     if state == "queued":
         return {"name": name}
     if state == "running":
@@ -132,8 +132,10 @@ def operation(h: Handler, job: RemoteJob, name: str) -> dict[str, Any]:
     if uri is not None:
         response["videos"] = [{"gcsUri": uri, "mimeType": "video/mp4"}]
     else:
-        size = h.server.fake.options.video_bytes
-        data = b"".join(iter_content(job.id, "video", size, 0, size))
+        video_bytes = h.server.fake.options.video_bytes
+        size = content_size("video", video_bytes)
+        data = b"".join(iter_content(job.id, "video", size, 0, size,
+                                     real=video_bytes is None))
         response["videos"] = [{"bytesBase64Encoded": base64.b64encode(data).decode(),
                                "mimeType": "video/mp4"}]
     return {"name": name, "done": True, "response": response}
