@@ -41,7 +41,8 @@ from sora_cli.domain.providers import BUILTIN
 from sora_cli.errors import AmbiguousCreate, ApiError, CannotSend, InvalidInput
 from sora_cli.providers.base import Created, CreateRequest, Found, Polled, RemoteState
 from sora_cli.providers.content import ContentStream
-from sora_cli.providers.http import Endpoint, EndpointSettings, HttpApi
+from sora_cli.providers.endpoint import Endpoint, EndpointSettings
+from sora_cli.providers.http import HttpApi
 from sora_cli.providers.inputs import remote_id, result_url, text
 from sora_cli.providers.kling.token import kling_token
 from sora_cli.providers.outcome import ambiguous

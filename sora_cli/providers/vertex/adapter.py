@@ -41,7 +41,8 @@ from sora_cli.domain.providers import BUILTIN
 from sora_cli.errors import AmbiguousCreate, ApiError, CannotSend, InvalidInput
 from sora_cli.providers.base import Created, CreateRequest, Polled, RemoteState
 from sora_cli.providers.content import ContentStream
-from sora_cli.providers.http import EndpointSettings, HttpApi
+from sora_cli.providers.endpoint import EndpointSettings
+from sora_cli.providers.http import HttpApi
 from sora_cli.providers.inputs import text
 from sora_cli.providers.outcome import ambiguous
 from sora_cli.providers.vertex.auth import GoogleToken
