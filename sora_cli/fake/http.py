@@ -28,9 +28,9 @@ from sora_cli.fake.faults import DEFAULT_STALL_MS, HUGE_DEFAULT, Dropped, Fault,
 from sora_cli.fake.google import register_key, storage_api, token_endpoint
 from sora_cli.fake.host import Host
 from sora_cli.fake.hostile import HostileHandler
+from sora_cli.fake.kling import kling_api, kling_route
 from sora_cli.fake.luma import luma_api, luma_route
 from sora_cli.fake.minimax import minimax_api, minimax_route
-from sora_cli.fake.kling import kling_api, kling_route
 from sora_cli.fake.replicate import replicate_api, replicate_route
 from sora_cli.fake.routes import resolve
 from sora_cli.fake.runway import runway_api, runway_route

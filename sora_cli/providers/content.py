@@ -75,18 +75,24 @@ async def decoded_bytes(response: httpx.Response, cap: int) -> AsyncIterator[byt
             return
 
 
+def check_identity(response: httpx.Response, variant: str) -> None:
+    """Refuse a body encoded although identity was asked for (saved as sent it would not
+    be the file, decoded it could be a bomb)."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise ApiError(f"the server sent the {variant} {encoding[:40]}-encoded although it "
+                       "was asked for as it is (identity); not saved", http_status=
+                       response.status_code, code="bad_content",
+                       request_id=response.headers.get("x-request-id"), retryable=True)
+
+
 def check_video_answer(response: httpx.Response, variant: str) -> None:
     """Refuse a success answer that cannot be the file asked for: a body encoded
     although identity was asked for (saved as sent it would not be a video, decoded it
     could be a bomb), or an HTML page, JSON or text (a proxy's error page on a 200)."""
+    check_identity(response, variant)
     headers = response.headers
-    encoding = headers.get("content-encoding", "identity").strip().lower()
     request_id = headers.get("x-request-id")
-    if encoding not in ("", "identity"):
-        raise ApiError(f"the server sent the {variant} {encoding[:40]}-encoded although it "
-                       "was asked for as it is (identity); not saved", http_status=
-                       response.status_code, code="bad_content", request_id=request_id,
-                       retryable=True)
     kind = headers.get("content-type", "").split(";")[0].strip().lower()
     main, _, sub = kind.partition("/")
     if main == "text" or any(word in sub for word in ("json", "html", "xml")):
@@ -117,6 +123,11 @@ class ContentStream:
     def check(self, variant: str) -> None:
         """ApiError (bad_content) unless this answer can be the `variant` asked for."""
         check_video_answer(self._response, variant)
+
+    def check_identity(self, variant: str) -> None:
+        """ApiError (bad_content) when the body is encoded (an answer that carries the
+        file inside it, as Vertex's operation does, is read as sent)."""
+        check_identity(self._response, variant)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as sent (never decoded: see `check_video_answer`), in network-sized

@@ -253,6 +253,10 @@ class InlineStream(ContentStream):
         self.start = min(offset, size)
         self.total_size: int | None = size
 
+    def check(self, variant: str) -> None:
+        # the answer is JSON with the video inside: only its encoding can be wrong
+        self._answer.check_identity(variant)
+
     async def chunks(self) -> AsyncIterator[bytes]:
         skip = self.start
         async for piece in decode_inline(self._answer.chunks(), self._ordinal):
