@@ -7,6 +7,7 @@ a hop to another scheme, host or port (a CDN, a signed storage URL) goes without
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any, Final
@@ -15,7 +16,12 @@ import httpx
 
 from sora_cli.errors import ApiError
 from sora_cli.providers.answers import display_url, error_from_answer, transport_error
-from sora_cli.providers.limits import MIN_BODY_BYTES, CappedDecoder, ascii_int
+from sora_cli.providers.limits import (
+    MIN_BODY_BYTES,
+    MIN_TRANSFER_RATE,
+    CappedDecoder,
+    ascii_int,
+)
 
 MAX_REDIRECTS: Final = 5
 ERROR_BODY_LIMIT: Final = 64 * 1024
@@ -131,9 +137,18 @@ class ContentStream:
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as sent (never decoded: see `check_video_answer`), in network-sized
-        pieces; transport failures raise TransportError."""
+        pieces; transport failures raise TransportError. The bytes must keep up
+        MIN_TRANSFER_RATE after the read timeout, counted here, on the wire (TimeoutError
+        otherwise): a reader that yields fewer bytes than it reads (Vertex's inline video
+        inside a JSON answer) is held to the server's pace, not its own."""
+        loop = asyncio.get_running_loop()
+        started, received = loop.time(), 0
         try:
             async for chunk in raw_bytes(self._response):
+                received += len(chunk)
+                if loop.time() - started > self._read_timeout + received / MIN_TRANSFER_RATE:
+                    raise TimeoutError(f"the server sent the answer slower than "
+                                       f"{MIN_TRANSFER_RATE >> 10} KiB/s")
                 yield chunk
         except httpx.TransportError as exc:
             raise transport_error(exc, self._base, read_timeout=self._read_timeout) from exc
