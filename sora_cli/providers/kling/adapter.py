@@ -1,7 +1,8 @@
 """Kling's own API as a provider (see providers/base.py).
 
-- Auth: `Authorization: Bearer <JWT>`, a token signed per request from the access key
-  (KLING_ACCESS_KEY) and the secret key (KLING_SECRET_KEY; token.py).
+- Auth: `Authorization: Bearer <JWT>`, a token signed from the access key
+  (KLING_ACCESS_KEY) and the secret key (KLING_SECRET_KEY; token.py), valid 30 minutes
+  and signed afresh every 5; each is registered as a secret (masked wherever it shows).
 - Create: `POST /v1/videos/text2video` (or `image2video` for a job with an image: `image`
   is a URL, or a local file's raw base64 without a `data:` prefix, up to 10 MB) with
   `model_name`, `prompt`, the model's fields and `external_task_id` = "sora-<job id>";
@@ -28,7 +29,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -38,6 +38,7 @@ import httpx
 from sora_cli.config import Settings
 from sora_cli.domain.jobs import Job, JobError
 from sora_cli.domain.providers import BUILTIN
+from sora_cli.domain.text import register_secrets
 from sora_cli.errors import AmbiguousCreate, ApiError, CannotSend, InvalidInput
 from sora_cli.providers.base import Created, CreateRequest, Found, Polled, RemoteState
 from sora_cli.providers.content import ContentStream
@@ -45,6 +46,7 @@ from sora_cli.providers.endpoint import Endpoint, EndpointSettings
 from sora_cli.providers.http import HttpApi
 from sora_cli.providers.inputs import remote_id, result_url, text
 from sora_cli.providers.kling.token import kling_token
+from sora_cli.providers.limits import load_json
 from sora_cli.providers.outcome import ambiguous
 from sora_cli.providers.wire import Answer, OnAttempt, to_local
 
@@ -54,6 +56,7 @@ RETENTION: Final = 30 * 86400.0  # "cleared after 30 days"
 ACCOUNT_CODES: Final = {1100: "Kling reports an account exception",
                         1101: "the Kling account is in arrears",
                         1102: "the Kling resource package is used up or expired"}
+REUSE: Final = 300.0  # seconds a request token is used (it is valid for LIFETIME)
 LIST_WAIT: Final = 10 * 60.0  # how long after an unanswered create its task is looked for
 PAGE_SIZE: Final = 500  # the list's largest page
 MAX_LIST_PAGES: Final = 4
@@ -64,20 +67,26 @@ class KlingApi(HttpApi):
     def __init__(self, settings: Endpoint, secret_key: str, **http: Any) -> None:
         super().__init__(settings, **http)
         self._secret = secret_key
+        self._token: tuple[str, float] | None = None  # the token and when it was signed
 
     async def auth_headers(self) -> dict[str, str]:
-        token = kling_token(self._settings.api_key, self._secret, time.time())
-        return {"Authorization": f"Bearer {token}"}
+        return {"Authorization": f"Bearer {self.token(time.time())}"}
+
+    def token(self, now: float) -> str:
+        """The request token: signed afresh every REUSE seconds (and after a clock jump
+        back), each one registered as a secret, so a server echoing it gets it masked
+        wherever sora stores or prints what it said."""
+        if self._token is None or not 0 <= now - self._token[1] < REUSE:
+            self._token = kling_token(self._settings.api_key, self._secret, now), now
+            register_secrets([self._token[0]])
+        return self._token[0]
 
     def answer_headers(self, status: int, headers: httpx.Headers, raw: bytes
                        ) -> httpx.Headers:
         """The body's request id as the request id; an account state is not retried."""
         if status < 400:
             return headers
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            return headers
+        body = load_json(raw)  # None for anything unparseable, however deeply nested
         if not isinstance(body, dict):
             return headers
         headers = httpx.Headers(headers)
@@ -118,9 +127,12 @@ class KlingProvider:
                                          billed=True)
         except ApiError as exc:
             raise _account(exc) from None
-        data = _data(answer)
+        # the task id first, before anything else the answer says (its code included):
+        # once Kling has made the task, it is this job's
+        data = answer.value.get("data")
         task_id = remote_id(data.get("task_id")) if isinstance(data, Mapping) else None
         if task_id is None or not isinstance(data, Mapping):
+            _data(answer)  # a refusal in a 200 says so
             raise AmbiguousCreate(ambiguous("the answer has no usable task id"),
                                   http_status=200, request_id=_rid(answer))
         return Created(task_id, {"endpoint": endpoint}, polled(data, answer))
@@ -211,8 +223,9 @@ def _data(answer: Answer[dict[str, Any]]) -> Any:
     """The answer's `data`, once its `code` says success."""
     code = answer.value.get("code")
     if code not in (0, None):
-        raise ApiError(text(answer.value.get("message")) or f"Kling answered code {code}",
-                       http_status=200, code=str(code)[:20], request_id=_rid(answer))
+        shown = text(code, 20) or "?"
+        raise ApiError(text(answer.value.get("message")) or f"Kling answered code {shown}",
+                       http_status=200, code=shown, request_id=_rid(answer))
     return answer.value.get("data")
 
 

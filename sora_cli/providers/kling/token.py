@@ -3,7 +3,7 @@
 The API reference's sample signs ``{"iss": <access key>, "exp": now + 1800, "nbf": now -
 5}`` with headers ``{"alg": "HS256", "typ": "JWT"}`` (PyJWT); this builds the same bytes
 with the standard library (compact JSON, PyJWT's key order), so no JWT package is
-needed. A fresh token goes with every request (adapter.py: `KlingApi.auth_headers`).
+needed. The adapter signs a fresh one every few minutes (adapter.py: `KlingApi.token`).
 """
 
 from __future__ import annotations
