@@ -63,6 +63,8 @@ class MiniMaxApi(HttpApi):
         if (not isinstance(code, int) or isinstance(code, bool) or code == 0
                 or data.get("status") in ("Fail", "Failed")):
             return None
+        if billed and _id(data.get("task_id")) is not None:
+            return None  # a task was made, whatever else the answer says: it is this job's
         assert isinstance(base, Mapping)
         message = redact(text(base.get("status_msg"), 300) or "no message",
                          [self._settings.api_key])
@@ -168,6 +170,7 @@ def polled(answer: Answer[dict[str, Any]]) -> Polled:
         base = data.get("base_resp")
         base = base if isinstance(base, Mapping) else {}
         code = base.get("status_code")
+        code = code if isinstance(code, int) and not isinstance(code, bool) else None
         reason = text(base.get("status_msg"), 300)
         if reason is None or reason == "success" or code in (0, None):
             message = f"MiniMax reported the task as {status} (it gives no reason)"
