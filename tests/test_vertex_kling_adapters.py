@@ -168,7 +168,7 @@ NAME = f"projects/123456/locations/us-central1/publishers/google/models/{VEO}/op
     ({"done": True, "error": {"code": 3, "message": "Unsupported image aspect ratio"}},
      "invalid_argument", "Unsupported image aspect ratio"),
     ({"done": True, "response": {"videos": [{"gcsUri": "gs://elsewhere/x.mp4"}]}},
-     "no_video", "under the storage_uri"),
+     "no_video", "storage_uri setting"),
     ({"done": True, "response": {"videos": []}}, "no_video", "has no video"),
     ({"done": True, "response": {"videos": [{"bytesBase64Encoded": "a!==",
                                              "mimeType": "video/mp4"}]}},

@@ -171,9 +171,15 @@ class VertexProvider:
             message = text(error.get("message")) or f"the operation failed ({name_})"
             return Polled(RemoteState.FAILED, "done", error=JobError(name_.lower(), message,
                                                                       request_id=rid))
-        return self._outcome(data.get("response"), rid)
+        return self._outcome(data.get("response"), rid, self._storage_for(job))
 
-    def _outcome(self, response: Any, rid: str | None) -> Polled:
+    def _storage_for(self, job: Job) -> str | None:
+        """Where this job's video may be in GCS: the storageUri it asked for (a param),
+        else the storage_uri setting; None: only inline bytes are its video."""
+        asked = (job.params or {}).get("storageUri")
+        return asked if isinstance(asked, str) and asked else self.storage_uri
+
+    def _outcome(self, response: Any, rid: str | None, storage: str | None) -> Polled:
         """A done operation's video, or why it has none."""
         response = response if isinstance(response, Mapping) else {}
         videos = response.get("videos")
@@ -190,28 +196,13 @@ class VertexProvider:
             return Polled(RemoteState.FAILED, "done", error=JobError(
                 "no_video", "the operation is done but its response has no video",
                 request_id=rid))
-        result = self._result(first)
+        result = _result(first, storage)
         if result is None:
             return Polled(RemoteState.FAILED, "done", error=JobError(
-                "no_video", "the operation's video is neither a usable gs:// URI under "
-                "the storage_uri setting nor valid inline bytes", request_id=rid))
+                "no_video", "the operation's video is neither a usable gs:// URI under the "
+                "job's storageUri (or storage_uri setting) nor valid inline bytes",
+                request_id=rid))
         return Polled(RemoteState.COMPLETED, "done", 100, result=result, request_id=rid)
-
-    def _result(self, video: Mapping[str, Any]) -> str | None:
-        inline = video.get("bytesBase64Encoded")
-        if isinstance(inline, Mapping):  # as inline.reduce_operation rewrote it
-            ordinal, size = inline.get("soraInline"), inline.get("bytes")
-            if isinstance(ordinal, int) and isinstance(size, int) and size > 0 \
-                    and 0 <= ordinal < 1000:
-                return f"inline:{ordinal}:{size}"
-            return None
-        uri = video.get("gcsUri")
-        if gcs_parts(uri) is None:
-            return None
-        assert isinstance(uri, str)
-        if self.storage_uri and not uri.startswith(self.storage_uri.rstrip("/") + "/"):
-            return None  # not where this job's videos go: not fetched with our token
-        return uri
 
     def open_result(self, job: Job, *, variant: str = "video", offset: int = 0
                     ) -> contextlib.AbstractAsyncContextManager[ContentStream]:
@@ -265,6 +256,25 @@ class InlineStream(ContentStream):
                 continue
             yield piece[skip:]
             skip = 0
+
+
+def _result(video: Mapping[str, Any], storage: str | None) -> str | None:
+    """The video's reference: inline (as inline.reduce_operation rewrote it), or a gs://
+    URI under `storage` (fetched with our token: never an object elsewhere)."""
+    inline = video.get("bytesBase64Encoded")
+    if isinstance(inline, Mapping):
+        ordinal, size = inline.get("soraInline"), inline.get("bytes")
+        if isinstance(ordinal, int) and isinstance(size, int) and size > 0 \
+                and 0 <= ordinal < 1000:
+            return f"inline:{ordinal}:{size}"
+        return None
+    uri = video.get("gcsUri")
+    if gcs_parts(uri) is None or not storage:
+        return None
+    assert isinstance(uri, str)
+    if not uri.startswith(storage.rstrip("/") + "/"):
+        return None  # not where this job's videos go: not fetched with our token
+    return uri
 
 
 def gcs_parts(uri: Any) -> tuple[str, str] | None:

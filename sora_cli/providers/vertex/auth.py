@@ -10,7 +10,9 @@ this provider's code, and only when a Vertex job is submitted or worked.
   Vertex jobs.
 - `GoogleToken`: the OAuth access token for the requests, refreshed when google-auth
   says it is no longer valid (it refreshes ahead of the expiry), one refresh at a time,
-  in a thread (google-auth is synchronous).
+  in a thread (google-auth is synchronous). Each token is registered as a secret: a
+  server echoing it gets it masked. The service account's private key is read by
+  google-auth alone; what google-auth says goes out scrubbed, any JWT in it masked.
 - `HttpxRequest`: google-auth's transport interface on httpx, so the extra needs no
   `requests`. The token endpoint is the one the credentials name (a service-account
   file's `token_uri`): tests point it at the fake server.
@@ -27,7 +29,7 @@ from typing import Any, Final
 import httpx
 
 from sora_cli.config import Settings
-from sora_cli.domain.text import clean
+from sora_cli.domain.text import MASK, clean, register_secrets, scrub
 from sora_cli.errors import AuthError, InvalidInput, TransportError
 
 SCOPES: Final = ("https://www.googleapis.com/auth/cloud-platform",)
@@ -35,6 +37,7 @@ INSTALL_HINT: Final = "pip install 'sora-cli[vertex]'"
 # A project id (6-30 letters, digits, hyphens) or number; a location (us-central1, global).
 _PROJECT: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,61}[a-z0-9]")
 _LOCATION: Final = re.compile(r"[a-z][a-z0-9-]{0,39}")
+_JWT: Final = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _HINT: Final = ("set GOOGLE_APPLICATION_CREDENTIALS to a service-account file, or run "
                 "`gcloud auth application-default login`")
 
@@ -81,7 +84,9 @@ def check_credentials(settings: Settings) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = clean(str(exc.args[0] if exc.args else exc)).strip()
+    """What google-auth said, scrubbed, without any JWT it may quote (the token
+    endpoint's answer can echo the signed assertion)."""
+    text = _JWT.sub(MASK, scrub(exc.args[0] if exc.args else exc, None)).strip()
     return (text.splitlines() or ["none found"])[0][:300]
 
 
@@ -138,6 +143,8 @@ class GoogleToken:
         async with self._lock:
             if not found.credentials.valid:
                 await asyncio.to_thread(self._refresh, found.credentials)
+                # a bearer token: masked wherever sora stores or prints what a server said
+                register_secrets([found.credentials.token])
         return {"Authorization": f"Bearer {found.credentials.token}"}
 
     def _refresh(self, credentials: Any) -> None:
