@@ -131,9 +131,11 @@ class Runner(JobSteps):
         for name in sorted(missing):  # once per runner: its jobs wait for one with the key
             self._left_alone.add(name)
             p = self.s.provider(name)
-            log.info("no API key for %s (%s): its jobs are left untouched, for a runner that "
-                     "has one (a sora command run with the key hands them over)", name,
-                     p.key_env if p is not None else "?")
+            hint = p.key_hint() if p is not None else "?"
+            what = "API key" if p is None or hint == p.key_env else "credentials"
+            log.info("no %s for %s (%s): its jobs are left untouched, for a runner that "
+                     "has them (a sora command run with them hands the jobs over)", what,
+                     name, hint)
         return rooms
 
     def _max_in_flight(self, provider: str) -> int:
