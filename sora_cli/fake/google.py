@@ -98,6 +98,7 @@ def register_key(h: Responder, body: bytes) -> None:
 def require_token(h: Responder) -> None:
     """`Authorization: Bearer <a token the fake issued, unexpired>`, else Google's 401."""
     scheme, _, token = h.headers.get("Authorization", "").partition(" ")
+    h.offered(token.strip())
     if scheme != "Bearer" or not h.server.fake.backend.google.valid(token.strip()):
         raise ApiFailure(401, "Request had invalid authentication credentials. Expected "
                          "OAuth 2 access token, login cookie or other valid authentication "

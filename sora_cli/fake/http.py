@@ -138,6 +138,9 @@ class Handler(HostileHandler):
                     fault: Fault | None, *, real: bool) -> None:
         self._serve_bytes(video_id, variant, size, kind, fault, real=real)
 
+    def offered(self, key: str) -> None:
+        self._offered_key = key
+
     def authorize_key(self, scheme: str) -> None:
         """`Authorization: {scheme} KEY` (fal: Key, Replicate: Bearer), else a 401."""
         given, _, token = self.headers.get("Authorization", "").partition(" ")

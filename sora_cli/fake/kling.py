@@ -64,6 +64,7 @@ def _request_id() -> str:
 def _verify(h: Responder) -> None:
     options = h.server.fake.options
     scheme, _, token = h.headers.get("Authorization", "").partition(" ")
+    h.offered(token.strip())
     if scheme != "Bearer" or not token.strip():
         raise failure(401, 1000, "Authorization is empty")
     try:
