@@ -292,6 +292,30 @@ def test_odd_values_in_direct_poll_answers_are_absent_not_fatal(
         assert len(str(value or "")) <= 2100, value
 
 
+# each provider's own word for a job's state, with escapes: an unknown word, polled on
+STATUS_FIELDS = {"runway": "status", "luma": "state", "minimax": "status"}
+
+
+@pytest.mark.parametrize("provider", list(STATUS_FIELDS))
+def test_a_direct_status_with_escapes_is_stored_clean(tmp_path: Path, server: FakeServer,
+                                                      provider: str) -> None:
+    store, job = one_job(tmp_path, provider=provider)
+    seen: list[str | None] = []
+    server.add_faults(Fault("patch", route="retrieve", times=3, fields={
+        STATUS_FIELDS[provider]: "\x1b]0;owned\x07\x1b[2Jthinking\x9b1m" + "x" * 500}))
+    original = store.update
+
+    def update(job_id: str, **fields: Any) -> Job:
+        seen.append(fields.get("remote_status"))
+        return original(job_id, **fields)
+
+    store.update = update  # type: ignore[method-assign]
+    run_runner(settings_for(tmp_path, server, provider), store)
+    completed(store, server, job)
+    assert any(s and s.startswith("thinking") for s in seen), seen
+    assert all(not CONTROL.search(s or "") and len(s or "") <= 64 for s in seen), seen
+
+
 # -- points 1 and 4: whatever credential a request carried, a server echoing it gets it masked
 
 

@@ -17,8 +17,10 @@ from .conftest import MakeFake, MakeSora
 from .harness import (
     TEST_KEY,
     Sora,
+    provider_env,
     quick_fake,
     runner_pid,
+    vertex_env,
     wait_for,
     wait_job,
 )
@@ -111,6 +113,93 @@ def test_a_server_echoing_the_key_anywhere_gets_it_masked(make_fake: MakeFake,
     no_secret_anywhere(s, *outputs)
 
 
+# The direct providers: each key variable checked when loaded, and whatever credential a
+# request carried (a key, Kling's signed token, Google's access token) masked when echoed.
+DIRECT_MODELS = {"runway": "runway:gen4.5", "luma": "luma:ray-2",
+                 "minimax": "minimax:MiniMax-Hailuo-2.3", "kling": "kling:kling-v2-1-master",
+                 "vertex": "vertex:veo-3.1-generate-001"}
+DIRECT_KEYS = {"RUNWAYML_API_SECRET": "runway", "LUMAAI_API_KEY": "luma",
+               "MINIMAX_API_KEY": "minimax", "KLING_ACCESS_KEY": "kling",
+               "KLING_SECRET_KEY": "kling"}
+KLING_JWT_HEAD = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"  # {"alg":"HS256","typ":"JWT"}
+GOOGLE_TOKEN = "ya29."  # how the fake's (and Google's) access tokens begin
+
+
+def nothing_anywhere(s: Sora, outputs: list[str], secrets: list[str]) -> None:
+    """No secret in the outputs or in any file of the home but the videos (media bytes
+    could hold any short string by chance)."""
+    for secret in secrets:
+        for text in outputs:
+            assert secret not in text, (secret, text)
+        for path in (p for p in s.home.rglob("*") if p.is_file()
+                     and p.suffix not in (".mp4", ".webp")):
+            assert secret.encode() not in path.read_bytes(), (secret, path)
+
+
+@pytest.mark.parametrize("variable", list(DIRECT_KEYS))
+def test_a_direct_providers_key_that_cannot_be_sent_is_refused_when_loaded(
+        make_fake: MakeFake, make_sora: MakeSora, variable: str) -> None:
+    fake = quick_fake(make_fake)
+    bad = f"key-é-{SECRET_PART}"
+    s = make_sora(fake, **{**provider_env(fake), variable: bad})
+    outputs = []
+    for args in (("submit", "-m", DIRECT_MODELS[DIRECT_KEYS[variable]], "a clip"), ("list",)):
+        r = s.run(*args)
+        outputs.append(r.stdout + r.stderr)
+        assert r.returncode == 4, (args, r.stderr)
+        assert r.stderr.splitlines()[-1].startswith(
+            f"sora: {variable} is not a usable API key"), r.stderr
+    assert fake.stats()["requests"] == 0
+    s.env[variable] = provider_env(fake)[variable]
+    assert s.ok("list", "-q") == ""  # nothing recorded
+    nothing_anywhere(s, outputs, [bad, SECRET_PART])
+
+
+def test_google_credentials_are_a_path_not_a_key(make_fake: MakeFake, make_sora: MakeSora,
+                                                 tmp_path: Path) -> None:
+    """GOOGLE_APPLICATION_CREDENTIALS names a file: a path with a space is no bad key."""
+    fake = quick_fake(make_fake)
+    where = tmp_path / "my keys"
+    where.mkdir()
+    s = make_sora(fake, **provider_env(fake), **vertex_env(fake, where))
+    assert " " in s.env["GOOGLE_APPLICATION_CREDENTIALS"]
+    job_id = s.ok("submit", "-m", DIRECT_MODELS["vertex"], "from a spaced path").strip()
+    assert s.run("wait", job_id, "--timeout", "60").returncode == 0
+
+
+@pytest.mark.parametrize("provider", list(DIRECT_MODELS))
+def test_a_direct_provider_echoing_its_credential_gets_it_masked(
+        make_fake: MakeFake, make_sora: MakeSora, tmp_path: Path, provider: str) -> None:
+    fake = quick_fake(make_fake, "--kling-keys", f"ak-{SECRET_PART}:sk-{SECRET_PART}")
+    env = {**provider_env(fake), "KLING_ACCESS_KEY": f"ak-{SECRET_PART}",
+           "KLING_SECRET_KEY": f"sk-{SECRET_PART}"}
+    for variable, owner in DIRECT_KEYS.items():
+        if owner == provider and not variable.startswith("KLING"):
+            env[variable] = f"{provider}-{SECRET_PART}"
+    if provider == "vertex":
+        env.update(vertex_env(fake, tmp_path))
+    s = make_sora(fake, SORA_MAX_RETRIES="0", **env)
+    model = DIRECT_MODELS[provider]
+    echo = {"x-request-id": "{api_key}"}
+    fake.faults({"action": "error", "route": "create", "status": 400, "prompt": "refused",
+                 "headers": echo, "text": "a bad credential: {api_key}"})
+    refused = s.ok("submit", "-m", model, "refused").strip()
+    assert s.run("wait", refused, "--timeout", "60").returncode == 1
+    fake.faults({"action": "error", "route": "retrieve", "status": 503, "times": 2,
+                 "headers": echo, "text": "not now, {api_key}"})
+    polled = s.ok("submit", "-m", model, "echoed while polling").strip()
+    assert s.run("wait", polled, "--timeout", "60").returncode == 0
+    outputs = [s.ok("list", "--json"), s.ok("status", refused, polled)]
+    for job_id in (refused, polled):
+        outputs.append(s.ok("logs", job_id, "--json"))
+    r = s.run("-v", "wait", refused, polled)
+    outputs.append(r.stdout + r.stderr)
+    assert "***" in s.job(refused)["error"]["message"]
+    assert any("***" in line for line in s.ok("logs", polled).splitlines())
+    s.stop_runner()
+    nothing_anywhere(s, outputs, [SECRET_PART, KLING_JWT_HEAD, GOOGLE_TOKEN])
+
+
 # -- point 5: -v tracebacks are redacted too ---------------------------------------------------
 
 
@@ -158,6 +247,32 @@ def test_a_runner_without_the_key_leaves_jobs_alone_and_hands_them_over(
     wait_for(lambda: not json.loads(s.ok("runner", "status", "--json", env=keyless))["running"],
              20, "the keyless runner to idle out")
     assert json.loads(s.ok("status", other, "--json", env=keyless))["status"] == "queued"
+
+
+def test_a_runner_without_klings_secret_leaves_its_jobs_and_hands_them_over(
+        make_fake: MakeFake, make_sora: MakeSora) -> None:
+    """Kling needs both keys: a runner with the access key alone is one without Kling's
+    credentials, and says which."""
+    fake = quick_fake(make_fake)
+    s = make_sora(fake, SORA_IDLE_EXIT_SECONDS="4", **provider_env(fake))
+    no_secret = {"KLING_SECRET_KEY": ""}
+    s.ok("list")
+    with Store.open(s.home / "sora.db") as store:
+        (job,) = store.add_jobs([VideoRequest("waiting for a secret", "kling-v2-1-master", "",
+                                              5, provider="kling", params={"duration": "5"})])
+    assert s.run("runner", "start", env=no_secret).returncode == 0
+    wait_for(lambda: runner_pid(s), 10, "the runner without the secret")
+    log = s.home / "runner.log"
+    said = "no credentials for kling (KLING_ACCESS_KEY and KLING_SECRET_KEY)"
+    wait_for(lambda: said in log.read_text(), 10, "the runner to say what it lacks")
+    state = json.loads(s.ok("runner", "status", "--json", env=no_secret))
+    assert "KLING_ACCESS_KEY" in state["missing_keys"]
+    waiting = json.loads(s.ok("status", job.id, "--json", env=no_secret))
+    assert waiting["status"] == "queued" and fake.stats()["requests"] == 0
+    assert s.run("status", job.id).returncode == 0  # with both keys: the work is handed over
+    done = wait_job(s, job.id, lambda j: j["status"] == "completed", 60, "the handed-over job")
+    assert done["create_attempts"] == 1
+    assert log.read_text().count(said) == 1
 
 
 # -- point 11: a data dir or config file others can write --------------------------------------

@@ -22,8 +22,10 @@ from .harness import (
     FakeProc,
     assert_saved_once,
     proc_memory_kib,
+    provider_env,
     quick_fake,
     runner_pid,
+    vertex_env,
     wait_for,
     wait_job,
 )
@@ -71,6 +73,34 @@ def test_download_and_import_recover_a_paid_video_that_failed_locally(
     assert r.returncode == 0 and ids[1] in r.stdout, r.stderr
     assert s.run("wait", ids[1], "--timeout", "60").returncode == 0
     assert_saved_once(s, fake, ids[1])
+
+
+DIRECT_MODELS = {"runway": "runway:gen4.5", "luma": "luma:ray-2",
+                 "minimax": "minimax:MiniMax-Hailuo-2.3", "kling": "kling:kling-v2-1-master",
+                 "vertex": "vertex:veo-3.1-generate-001"}
+
+
+@pytest.mark.parametrize("provider", list(DIRECT_MODELS))
+def test_download_recovers_a_direct_providers_paid_video_that_failed_locally(
+        make_fake: MakeFake, make_sora: MakeSora, tmp_path: Path, provider: str) -> None:
+    fake = make_fake("--job-seconds", "3", "--poll-after-ms", "100")  # outlives the stop
+    env = provider_env(fake)
+    if provider == "vertex":
+        env.update(vertex_env(fake, tmp_path))
+    s = make_sora(fake, **env)
+    job_id = s.ok("submit", "-m", DIRECT_MODELS[provider], "paid for, then given up on").strip()
+    job = wait_job(s, job_id, lambda j: j["remote_id"] is not None, 30)
+    s.stop_runner()
+    with Store.open(s.home / "sora.db") as store:  # what an older sora did after an outage
+        store.transition(job_id, JobStatus.FAILED, release=True,
+                         error=JobError("api_error", "the server answered Service "
+                                        "Unavailable", http_status=503))
+    wait_for(lambda: fake.get(f"/_fake/jobs/{job['remote_id']}")["state"] == "succeeded", 30)
+    r = s.run("download", job_id, "-o", "saved.mp4")
+    assert r.returncode == 0, r.stderr
+    saved = s.job(job_id)
+    assert saved["status"] == "completed" and saved["error"] is None
+    assert saved["sha256"] == fake.sha256(job["remote_id"])
 
 
 # -- point 7: `sora import` has a total deadline -----------------------------------------------
