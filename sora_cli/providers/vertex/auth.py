@@ -14,14 +14,18 @@ this provider's code, and only when a Vertex job is submitted or worked.
   server echoing it gets it masked. The service account's private key is read by
   google-auth alone; what google-auth says goes out scrubbed, any JWT in it masked.
 - `HttpxRequest`: google-auth's transport interface on httpx, so the extra needs no
-  `requests`. The token endpoint is the one the credentials name (a service-account
-  file's `token_uri`): tests point it at the fake server.
+  `requests`, with the limits of every provider's answers (a total deadline, a size cap
+  counted as the body is decoded). The token endpoint is the one the credentials name
+  (a service-account file's `token_uri`): tests point it at the fake server. A token
+  that cannot be had (an outage, an unreadable answer) is trouble like any other: a
+  paid job's polls go on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -30,9 +34,11 @@ import httpx
 
 from sora_cli.config import Settings
 from sora_cli.domain.text import MASK, clean, register_secrets, scrub
-from sora_cli.errors import AuthError, InvalidInput, TransportError
+from sora_cli.errors import ApiError, AuthError, InvalidInput, TransportError
+from sora_cli.providers.limits import JSON_ENCODINGS, CappedDecoder, request_deadline
 
 SCOPES: Final = ("https://www.googleapis.com/auth/cloud-platform",)
+MAX_TOKEN_ANSWER: Final = 1024 * 1024  # a token answer is a few hundred bytes
 INSTALL_HINT: Final = "pip install 'sora-cli[vertex]'"
 # A project id (6-30 letters, digits, hyphens) or number; a location (us-central1, global).
 _PROJECT: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,61}[a-z0-9]")
@@ -91,37 +97,60 @@ def _first_line(exc: BaseException) -> str:
 
 
 class _Response:
-    """google.auth.transport.Response over an httpx answer (duck-typed: google-auth
-    reads only these three)."""
+    """google.auth.transport.Response (duck-typed: google-auth reads only these three)."""
 
-    def __init__(self, response: httpx.Response) -> None:
-        self.status = response.status_code
-        self.headers: Mapping[str, str] = response.headers
-        self.data = response.content
+    def __init__(self, status: int, headers: Mapping[str, str], data: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.data = data
 
 
 class HttpxRequest:
-    """google.auth.transport.Request on a synchronous httpx client."""
+    """google.auth.transport.Request on a synchronous httpx client, held to the limits
+    every provider's answers are: a total deadline (a token endpoint dripping bytes
+    cannot hold a refresh) and a size cap counted as the body is decoded."""
 
     def __init__(self, timeout: float, verify: Any = True) -> None:
-        self._http = httpx.Client(timeout=timeout, verify=verify, follow_redirects=False)
+        self._timeout = timeout
+        self._http = httpx.Client(timeout=timeout, verify=verify, follow_redirects=False,
+                                  headers={"Accept-Encoding": JSON_ENCODINGS})
 
     def __call__(self, url: str, method: str = "GET", body: bytes | None = None,
                  headers: Mapping[str, str] | None = None, timeout: float | None = None,
                  **kwargs: Any) -> _Response:
+        limit = timeout or self._timeout
         try:
-            response = self._http.request(method, url, content=body, headers=headers,
-                                          timeout=timeout or self._http.timeout)
-        except httpx.HTTPError as exc:
+            return self._exchange(url, method, body, headers, limit)
+        except (httpx.HTTPError, ApiError, _Unusable) as exc:
             import google.auth.exceptions
 
             error: Exception = google.auth.exceptions.TransportError(  # type: ignore[no-untyped-call]
-                f"{type(exc).__name__} for the token endpoint")
+                f"{type(exc).__name__} for the token endpoint"
+                + (f": {exc}" if isinstance(exc, _Unusable) else ""))
             raise error from exc
-        return _Response(response)
+
+    def _exchange(self, url: str, method: str, body: bytes | None,
+                  headers: Mapping[str, str] | None, limit: float) -> _Response:
+        deadline = time.monotonic() + request_deadline(limit)
+        with self._http.stream(method, url, content=body, headers=dict(headers or {}),
+                               timeout=limit) as response:
+            decoder = CappedDecoder(response.headers.get("content-encoding"), MAX_TOKEN_ANSWER)
+            data = bytearray()
+            for chunk in response.iter_raw():
+                data += decoder.feed(chunk)
+                if decoder.over:
+                    raise _Unusable(f"an answer over {MAX_TOKEN_ANSWER >> 10} KiB")
+                if time.monotonic() > deadline:
+                    raise _Unusable(f"no whole answer within {limit:g} s")
+            kept = {k: v for k, v in response.headers.items() if k.lower() != "content-encoding"}
+            return _Response(response.status_code, kept, bytes(data))
 
     def close(self) -> None:
         self._http.close()
+
+
+class _Unusable(Exception):
+    """The token endpoint's answer broke a limit."""
 
 
 class GoogleToken:
@@ -160,6 +189,10 @@ class GoogleToken:
         except ga.exceptions.TransportError as exc:
             raise TransportError(f"cannot get a Google access token: {_first_line(exc)}",
                                  sent=False) from None
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            # google-auth reading an answer it cannot parse (malformed or nested too deep)
+            raise TransportError("Google's token endpoint sent an answer that cannot be read "
+                                 f"({type(exc).__name__})", sent=False) from None
 
     def close(self) -> None:
         if self._request is not None:
