@@ -408,6 +408,33 @@ def test_a_server_that_drips_bytes_cannot_hold_a_request(tmp_path: Path, server:
     completed(store, server, job)
 
 
+TOKEN_TROUBLE = {
+    "drip": Fault("drip", route="token", delay_ms=100),
+    "gzip-bomb": Fault("gzip", route="token", size=64 * 1024 * 1024),
+    "outage": Fault("error", route="token", status=503, times=3),
+    "nested": Fault("body", route="token", status=500, text=NESTED),
+}
+
+
+@pytest.mark.parametrize("kind", list(TOKEN_TROUBLE))
+def test_googles_token_endpoint_cannot_hold_or_fail_a_paid_video(
+        tmp_path: Path, server: FakeServer, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """Vertex asks Google's token endpoint for a token before its requests (here before
+    every one: the fake's tokens are too short-lived to reuse). Trouble there once a
+    video is paid for is trouble like any other: bounded in time and size, tried again."""
+    server.options.token_seconds = 60.0  # within google-auth's refresh threshold
+    store, job = one_job(tmp_path, provider="vertex")
+
+    def after(name: str) -> None:
+        if name == "after_create":
+            server.add_faults(TOKEN_TROUBLE[kind])
+
+    monkeypatch.setattr(crash, "crash_point", after)
+    run_runner(settings_for(tmp_path, server, "vertex"), store, timeout=20)
+    completed(store, server, job)
+    assert any(e.kind == "poll_failed" for e in store.events(job.id))
+
+
 # -- point 8: bodies decoded although identity was asked for -----------------------------------
 
 
