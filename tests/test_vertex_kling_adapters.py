@@ -461,3 +461,18 @@ def test_status_list_and_help_import_nothing_of_vertex_or_kling(tmp_path: Path) 
         bad = {m for m in imported if m.startswith(("google", "sora_cli.providers.vertex",
                                                     "sora_cli.providers.kling", "cryptography"))}
         assert not bad, (argv, sorted(bad))
+
+
+@pytest.mark.parametrize(("created_ms", "expires"), [
+    (99_999_999_999_999, False), (10**400, False), ("1700000000000", False),
+    (1_700_000_000_000, True)])
+def test_kling_expiry_comes_only_from_a_time_someone_could_mean(created_ms: Any,
+                                                               expires: bool) -> None:
+    from sora_cli.providers.kling.adapter import RETENTION, polled
+    from sora_cli.providers.wire import Answer
+
+    data = {"task_id": "1", "task_status": "succeed", "created_at": created_ms,
+            "task_result": {"videos": [{"url": "https://cdn.example/v.mp4"}]}}
+    p = polled(data, Answer(data, None, None, None))
+    assert p.state is RemoteState.COMPLETED
+    assert (p.expires_at == 1_700_000_000 + RETENTION) if expires else p.expires_at is None

@@ -46,7 +46,7 @@ from sora_cli.providers.endpoint import Endpoint, EndpointSettings
 from sora_cli.providers.http import HttpApi
 from sora_cli.providers.inputs import remote_id, result_url, text
 from sora_cli.providers.kling.token import kling_token
-from sora_cli.providers.limits import load_json
+from sora_cli.providers.limits import load_json, plausible_time
 from sora_cli.providers.outcome import ambiguous
 from sora_cli.providers.wire import Answer, OnAttempt, to_local
 
@@ -250,10 +250,10 @@ def polled(data: Mapping[str, Any], answer: Answer[dict[str, Any]]) -> Polled:
     rid = _rid(answer)
     status = text(data.get("task_status"), 64) or "unknown"
     state = STATES.get(status, RemoteState.RUNNING)
-    created = data.get("created_at")
-    expires = None
-    if isinstance(created, int) and not isinstance(created, bool) and 0 < created < 10**14:
-        expires = to_local(created / 1000 + RETENTION, answer.server_skew)
+    created = data.get("created_at")  # milliseconds; a time no one could mean is absent
+    seconds = plausible_time(created / 1000) if isinstance(created, int) \
+        and not isinstance(created, bool) and 0 < created < 10**14 else None
+    expires = to_local(seconds + RETENTION, answer.server_skew) if seconds else None
     if state is RemoteState.FAILED:
         message = text(data.get("task_status_msg")) or "the Kling task failed"
         return Polled(state, status, error=JobError("failed", message, request_id=rid))
