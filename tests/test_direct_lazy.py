@@ -1,6 +1,7 @@
 """`sora --help`, `sora status` and `sora list` import nothing of the direct providers
-(Runway, Luma, MiniMax) nor httpx, even with their jobs in the store and their keys set:
-adapters are imported only when a job of theirs is worked."""
+(Runway, Luma, MiniMax, Vertex, Kling: their adapters, their official clients, google-auth)
+nor httpx, even with their jobs in the store and their credentials set: adapters are
+imported only when a job of theirs is worked."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ except SystemExit:
     pass
 loaded = [m for m in sys.modules if m == "httpx" or m.startswith(
     ("sora_cli.providers.runway", "sora_cli.providers.luma", "sora_cli.providers.minimax",
-     "runwayml", "lumaai"))]
+     "sora_cli.providers.vertex", "sora_cli.providers.kling", "runwayml", "lumaai", "google",
+     "cryptography"))]
 print("LOADED " + json.dumps(sorted(loaded)), file=sys.stderr)
 """
 
@@ -37,7 +39,9 @@ def home(tmp_path: Path) -> tuple[Path, list[str]]:
     ids = []
     with Store.open(tmp_path / "sora.db") as store:
         for provider, model in (("runway", "gen4.5"), ("luma", "ray-2"),
-                                ("minimax", "MiniMax-Hailuo-2.3")):
+                                ("minimax", "MiniMax-Hailuo-2.3"),
+                                ("vertex", "veo-3.1-generate-001"),
+                                ("kling", "kling-v2-1-master")):
             (job,) = store.add_jobs([VideoRequest("x", model, "", 5, provider=provider)])
             store.transition(job.id, JobStatus.SUBMITTING)
             store.transition(job.id, JobStatus.RUNNING, remote_id=f"r{len(ids)}")
@@ -53,9 +57,12 @@ def test_no_provider_module_is_imported(home: tuple[Path, list[str]], args: list
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SORA_", "OPENAI_"))}
     nowhere = "http://127.0.0.1:9"  # were a runner started after all, it reaches nothing
     env.update(SORA_RUNWAY_BASE_URL=nowhere, SORA_LUMA_BASE_URL=nowhere,
-               SORA_MINIMAX_BASE_URL=nowhere)
+               SORA_MINIMAX_BASE_URL=nowhere, SORA_VERTEX_BASE_URL=nowhere,
+               SORA_KLING_BASE_URL=nowhere)
     env.update(SORA_HOME=str(path), RUNWAYML_API_SECRET="k",
-               LUMAAI_API_KEY="k", MINIMAX_API_KEY="k", OPENAI_API_KEY="sk-x")
+               LUMAAI_API_KEY="k", MINIMAX_API_KEY="k", OPENAI_API_KEY="sk-x",
+               KLING_ACCESS_KEY="ak", KLING_SECRET_KEY="sk", SORA_VERTEX_PROJECT="p1",
+               GOOGLE_APPLICATION_CREDENTIALS=str(path / "sa.json"))
     r = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argv)], capture_output=True,
                        text=True, env=env, timeout=60)
     line = [x for x in r.stderr.splitlines() if x.startswith("LOADED ")]
