@@ -59,7 +59,7 @@ def _usable(settings: Settings, name: str) -> bool:
         found = provider_settings(settings, name)
     except (InvalidInput, AuthError):  # a broken plug-in or an unusable key: its jobs wait
         return False
-    return found is not None and (bool(found.api_key) or not found.key_required)
+    return found is not None and found.has_key  # a key (pair), Google's, or none needed
 
 
 def check_credentials(name: str, settings: Settings) -> None:
