@@ -203,13 +203,23 @@ def test_kling_creates_queries_lists_and_serves_the_video(make_server: MakeServe
     assert hashlib.sha256(video.content).hexdigest() == server.expected_sha256(task_id)
 
 
-@pytest.mark.parametrize(("token", "code"), [
-    ("", 1000), ("not.a.jwt", 1002), (kling_jwt(sk="wrong-secret"), 1002),
-    (kling_jwt(ak="someone-else"), 1002), (kling_jwt(now=time.time() + 600), 1003),
-    (kling_jwt(now=time.time() - 3600), 1004)])
-def test_kling_refuses_tokens_as_its_error_table_says(make_server: MakeServer, token: str,
+# Made when the test runs, not when it is collected: a token "from 10 minutes ahead"
+# made at collection is a valid one by the time a long run gets to it.
+TOKENS: dict[str, Callable[[], str]] = {
+    "none": lambda: "", "not-a-jwt": lambda: "not.a.jwt",
+    "wrong-secret": lambda: kling_jwt(sk="wrong-secret"),
+    "someone-else": lambda: kling_jwt(ak="someone-else"),
+    "not-yet-valid": lambda: kling_jwt(now=time.time() + 600),
+    "expired": lambda: kling_jwt(now=time.time() - 3600)}
+
+
+@pytest.mark.parametrize(("kind", "code"), [
+    ("none", 1000), ("not-a-jwt", 1002), ("wrong-secret", 1002), ("someone-else", 1002),
+    ("not-yet-valid", 1003), ("expired", 1004)])
+def test_kling_refuses_tokens_as_its_error_table_says(make_server: MakeServer, kind: str,
                                                      code: int) -> None:
     server = make_server()
+    token = TOKENS[kind]()
     answer = httpx.get(server.urls()["kling"] + "/v1/videos/text2video/1",
                        headers={"Authorization": f"Bearer {token}"} if token else {})
     assert answer.status_code == 401
