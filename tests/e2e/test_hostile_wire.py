@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from sora_cli.domain.jobs import JobError, JobStatus
+from sora_cli.domain.jobs import Job, JobError, JobStatus
 from sora_cli.store.repository import Store
 
 from .conftest import MakeFake, MakeSora
 from .harness import (
+    CRASH_ENV,
     TEST_KEY,
     FakeProc,
     assert_saved_once,
@@ -83,24 +84,33 @@ DIRECT_MODELS = {"runway": "runway:gen4.5", "luma": "luma:ray-2",
 @pytest.mark.parametrize("provider", list(DIRECT_MODELS))
 def test_download_recovers_a_direct_providers_paid_video_that_failed_locally(
         make_fake: MakeFake, make_sora: MakeSora, tmp_path: Path, provider: str) -> None:
-    fake = make_fake("--job-seconds", "3", "--poll-after-ms", "100")  # outlives the stop
+    fake = quick_fake(make_fake)
     env = provider_env(fake)
     if provider == "vertex":
         env.update(vertex_env(fake, tmp_path))
     s = make_sora(fake, **env)
-    job_id = s.ok("submit", "-m", DIRECT_MODELS[provider], "paid for, then given up on").strip()
-    job = wait_job(s, job_id, lambda j: j["remote_id"] is not None, 30)
-    s.stop_runner()
-    with Store.open(s.home / "sora.db") as store:  # what an older sora did after an outage
+    # the runner dies once the video is done remotely, before it records it: no runner
+    # is left to race what follows
+    job_id = s.ok("submit", "-m", DIRECT_MODELS[provider], "paid for, then given up on",
+                  env={CRASH_ENV: "before_complete"}).strip()
+    with Store.open(s.home / "sora.db") as store:  # read here: `status` would start a runner
+        def left() -> Job | None:
+            j = store.get(job_id)
+            running = s.runner()["running"]
+            return j if j is not None and j.status is JobStatus.DOWNLOADING and not running \
+                else None
+
+        remote_id = wait_for(left, 60, "the runner to die").remote_id
+        # what an older sora did after an outage
         store.transition(job_id, JobStatus.FAILED, release=True,
                          error=JobError("api_error", "the server answered Service "
                                         "Unavailable", http_status=503))
-    wait_for(lambda: fake.get(f"/_fake/jobs/{job['remote_id']}")["state"] == "succeeded", 30)
     r = s.run("download", job_id, "-o", "saved.mp4")
     assert r.returncode == 0, r.stderr
     saved = s.job(job_id)
     assert saved["status"] == "completed" and saved["error"] is None
-    assert saved["sha256"] == fake.sha256(job["remote_id"])
+    assert saved["sha256"] == fake.sha256(str(remote_id))
+    assert fake.stats()["creates"] == 1
 
 
 # -- point 7: `sora import` has a total deadline -----------------------------------------------
