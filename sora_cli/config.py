@@ -60,6 +60,11 @@ class Settings:
     lease_seconds: float = 60.0
     request_timeout: float = 60.0
     max_retries: int = 5
+    # An unanswered create: the runner reads the remote list this long after the attempt
+    # began, and re-sends only when a second look, min(request_timeout, settle_max_seconds)
+    # later, still shows no matching video (a slow server may still make it).
+    reconcile_pause_seconds: float = 2.0
+    settle_max_seconds: float = 10.0
     max_daily_cost: float | None = None  # USD a day (estimated), None = no limit
     max_job_cost: float | None = None  # USD for one job (estimated), None = no limit
     save_thumbnails: bool = False  # the runner also saves videos/<id>.webp
@@ -171,7 +176,8 @@ _INT_KEYS: Final = {"seconds", "max_in_flight", "creates_per_minute", "max_retri
                     "fleet_max_in_flight"}
 _FLOAT_KEYS: Final = {
     "poll_min_seconds", "poll_max_seconds", "idle_exit_seconds", "lease_seconds",
-    "request_timeout", "max_daily_cost", "max_job_cost",
+    "request_timeout", "max_daily_cost", "max_job_cost", "reconcile_pause_seconds",
+    "settle_max_seconds",
 }
 _BOOL_KEYS: Final = {"save_thumbnails"}
 _TRUE: Final = ("1", "true", "yes", "on")
@@ -359,6 +365,8 @@ def _check(s: Settings) -> None:
         raise InvalidInput("lease_seconds and request_timeout must be > 0")
     if s.idle_exit_seconds < 0 or s.max_retries < 0:
         raise InvalidInput("idle_exit_seconds and max_retries must be 0 or more")
+    if s.reconcile_pause_seconds < 0 or s.settle_max_seconds < 0:
+        raise InvalidInput("reconcile_pause_seconds and settle_max_seconds must be 0 or more")
     if any(v is not None and v < 0 for v in (s.max_daily_cost, s.max_job_cost)):
         raise InvalidInput("max_daily_cost and max_job_cost must be 0 or more (USD)")
     if s.fleet_max_in_flight is not None and s.fleet_max_in_flight < 0:

@@ -37,10 +37,6 @@ from sora_cli.runner.pacing import PollPace, Rates
 from sora_cli.runner.progress import ProgressSteps, api_error, hint_ms, status_text
 
 MAX_CREATE_ATTEMPTS = 8  # each re-send only after the remote list showed no job
-RECONCILE_PAUSE = 2.0  # let an unanswered create land before reading the remote list
-# Before re-sending, look again once this much more time has passed (at most the request
-# timeout): a server that answered late, or not at all, may still make the video.
-SETTLE_MAX = 10.0
 
 
 class JobSteps(ProgressSteps):
@@ -102,17 +98,20 @@ class JobSteps(ProgressSteps):
     async def _reconcile(self, job: Job) -> None:
         """Adopt the video an unanswered create made, or decide that it made none.
 
-        A create is sent again only when the remote list, read at least
-        RECONCILE_PAUSE + min(request_timeout, SETTLE_MAX) after the attempt began (so
-        a server still working on it has had time to), shows no matching video; and
-        never when the server answered the attempt with a success we could not read.
+        The first look waits `reconcile_pause_seconds` after the attempt began, to let
+        an unanswered create land. A create is sent again only when the remote list,
+        read at least reconcile_pause_seconds + min(request_timeout, settle_max_seconds)
+        after the attempt began (so a server still working on it has had time to),
+        shows no matching video; and never when the server answered the attempt with a
+        success we could not read.
         """
         assert job.create_started_at is not None
         adapter = self.adapters.get(job.provider)
         if not capable(adapter, FIND_CREATED) or not isinstance(adapter, FindsCreated):
             self._fail(job.id, JobError("create_unconfirmed", _unlistable(job, adapter.where(job))))
             return
-        wait = job.create_started_at + RECONCILE_PAUSE - time.time()
+        pause = self.s.reconcile_pause_seconds
+        wait = job.create_started_at + pause - time.time()
         if wait > 0:
             await asyncio.sleep(wait)
         looked_at = time.time()
@@ -142,8 +141,8 @@ class JobSteps(ProgressSteps):
                     f"{job.provider} does not list the request yet; looking again"))
             await asyncio.sleep(self.s.poll_max_seconds)
             return
-        settled = (job.create_started_at + RECONCILE_PAUSE
-                   + min(self.s.request_timeout, SETTLE_MAX))
+        settled = (job.create_started_at + pause
+                   + min(self.s.request_timeout, self.s.settle_max_seconds))
         if found.undecided:
             self._fail(job.id, JobError("create_unconfirmed", found.undecided))
         elif looked_at < settled:
