@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from waits import wait_until
 
 from sora_cli.fake.server import FakeOptions, FakeServer, Fault
 
@@ -57,7 +57,8 @@ def test_fal_cancel_only_while_queued_and_the_platform_list(server: FakeServer) 
     done = call("POST", f"{fal}/{KLING}", {"prompt": "go", "duration": "5"})[1]
     listing = f"{platform}/models/requests/by-endpoint?endpoint_id={KLING}&expand=payloads"
     assert call("GET", listing)[1]["items"][0]["request_id"] == queued["request_id"]  # ended
-    time.sleep(0.35)
+    wait_until(lambda: call("GET", done["status_url"])[1]["status"] == "COMPLETED",
+               what="the fal request to complete")
     assert call("PUT", done["cancel_url"])[:2] == (400, {"status": "ALREADY_COMPLETED"})
     items = call("GET", listing)[1]["items"]
     assert {i["request_id"] for i in items} == {queued["request_id"], done["request_id"]}
@@ -100,7 +101,8 @@ def test_faults_strike_every_family_in_its_own_shape(server: FakeServer) -> None
 
 def test_the_cdn_is_another_origin_that_counts_credentials(server: FakeServer) -> None:
     made = call("POST", f"{server.urls()['fal']}/{KLING}", {"prompt": "x"})[1]
-    time.sleep(0.35)
+    wait_until(lambda: call("GET", made["status_url"])[1]["status"] == "COMPLETED",
+               what="the fal request to complete")
     url = call("GET", made["response_url"])[1]["video"]["url"]
     assert url.split("/")[2] != server.root_url.split("/")[2]  # another port: another origin
     for auth in (None, "Key key"):

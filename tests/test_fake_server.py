@@ -12,10 +12,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
+from waits import wait_until
 
 from sora_cli.fake.content import PREVIEW_SIZES, iter_content
 from sora_cli.fake.media import ASSETS, FILES, TAG_BYTES, media_bytes
@@ -29,21 +30,6 @@ VIDEO_KEYS = {
     "id", "object", "model", "status", "progress", "created_at", "completed_at", "expires_at",
     "prompt", "size", "seconds", "remixed_from_video_id", "error",
 }  # fmt: skip
-T = TypeVar("T")
-
-
-def wait_for(check: Callable[[], T | None], timeout: float = 5.0, what: str = "condition") -> T:
-    """Poll `check` until it returns something truthy, failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 @pytest.fixture
 def make_server() -> Iterator[Callable[..., FakeServer]]:
     servers: list[FakeServer] = []
@@ -90,7 +76,7 @@ def wait_status(client: httpx.Client, video_id: str, status: str) -> dict[str, A
         video: dict[str, Any] = client.get(f"/videos/{video_id}").json()
         return video if video["status"] == status else None
 
-    return wait_for(check, what=f"{video_id} to be {status}")
+    return wait_until(check, what=f"{video_id} to be {status}")
 
 
 def completed(client: httpx.Client, prompt: str = "a calm lake") -> dict[str, Any]:
@@ -254,7 +240,7 @@ def test_status_progresses_with_time(make_server: Callable[..., FakeServer]) -> 
             seen.append((current["status"], current["progress"]))
             return current if current["status"] == "completed" else None
 
-        final = wait_for(done, what="completion")
+        final = wait_until(done, what="completion")
     statuses = [status for status, _ in seen]
     assert statuses[0] == "queued" and "in_progress" in statuses
     assert statuses == sorted(statuses, key=["queued", "in_progress", "completed"].index)
@@ -767,7 +753,7 @@ def test_serve_forever_returns_on_stop() -> None:
     server = FakeServer()
     runner = threading.Thread(target=server.serve_forever)
     runner.start()
-    wait_for(lambda: not refuses_connections(server.base_url), what="the server")
+    wait_until(lambda: not refuses_connections(server.base_url), what="the server")
     server.stop()
     runner.join(timeout=5)
     assert not runner.is_alive()
@@ -784,7 +770,7 @@ def test_stop_wakes_a_stalled_create() -> None:
 
     poster = threading.Thread(target=post)
     poster.start()
-    wait_for(lambda: server.create_count() == 1, what="the stalled create")
+    wait_until(lambda: server.create_count() == 1, what="the stalled create")
     server.stop()
     poster.join(timeout=5)
     assert answers == [200]

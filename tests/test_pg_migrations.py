@@ -16,6 +16,7 @@ from typing import Any
 import pgtest
 import pytest
 from test_schema import T0, V1_EVENT_COLUMNS, V1_IDS, V1_JOB_COLUMNS, V1_JOB_COLUMNS_NOW
+from waits import wait_until
 
 from sora_cli.domain.jobs import JobStatus, VideoRequest
 from sora_cli.errors import StoreError
@@ -136,6 +137,13 @@ def test_first_opens_at_once_make_one_schema(pg_url: str) -> None:
     assert query(pg_url, "SELECT count(*) FROM jobs") == [(5,)]
 
 
+# Sessions of this test's database waiting for an advisory lock (the tests of a worker
+# run one after another, each in a database of its worker's).
+WAITING_FOR_A_LOCK = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                      " AND database = (SELECT oid FROM pg_database"
+                      " WHERE datname = current_database())")
+
+
 def test_migrations_wait_for_the_advisory_lock(pg_url: str) -> None:
     import psycopg
 
@@ -149,7 +157,8 @@ def test_migrations_wait_for_the_advisory_lock(pg_url: str) -> None:
 
     thread = threading.Thread(target=open_it)
     thread.start()
-    time.sleep(0.5)  # long enough to have created the schema, were it not waiting
+    wait_until(lambda: query(pg_url, WAITING_FOR_A_LOCK) == [(1,)], 30,
+               "the migration to wait for the advisory lock")
     assert opened == [] and query(pg_url, "SELECT current_schema()")
     assert {c[0] for c in shape(pg_url)["columns"]} == set()
     released = time.monotonic()

@@ -56,6 +56,7 @@ from test_store import (  # noqa: F401  (collected here, against PostgreSQL)
     test_very_ambiguous_prefix_is_cut_short,
     test_wrong_runner_id_is_refused,
 )
+from waits import wait_until
 
 from sora_cli.domain.jobs import JobStatus, VideoRequest
 from sora_cli.errors import InvalidInput, JobNotFound, StoreUnavailable
@@ -363,14 +364,7 @@ def test_submit_on_sqlite_imports_no_database_library(tmp_path: Path) -> None:
     with Store.open(tmp_path / "sora.db") as s:
         assert [j.prompt for j in s.list_jobs()] == ["a fox"]
         # the runner it started (no network here) records the failure and exits
-        portable_wait(lambda: not s.has_active(), 60)
-
-
-def portable_wait(predicate: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+        wait_until(lambda: not s.has_active(), 60, "the runner to record the failure")
 
 
 # --- the runner on PostgreSQL, through dropped connections -------------------------------
