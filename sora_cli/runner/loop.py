@@ -49,8 +49,9 @@ MAX_SURPRISES = 10  # unexpected errors in a row before a paid job is given up
 
 class Runner(JobSteps):
     def __init__(self, settings: Settings, store: Store, adapters: Adapters | VideosClient, *,
-                 runner_id: str, started_at: float | None = None) -> None:
+                 runner_id: str, started_at: float | None = None, tick: float = TICK) -> None:
         self.s = settings
+        self.tick = tick  # TICK, or less where idling out sooner matters (tests)
         self.started_at = time.time() if started_at is None else started_at
         self.store = store
         if not isinstance(adapters, Adapters):  # a ready client: the openai provider over it
@@ -149,11 +150,11 @@ class Runner(JobSteps):
         return self.s.creates_per_minute
 
     async def _wait(self, stop: asyncio.Event) -> None:
-        """Until `stop`, a job finishing, or TICK, whichever comes first."""
+        """Until `stop`, a job finishing, or a tick, whichever comes first."""
         if not self._slot_free.is_set():
             waiters = {asyncio.ensure_future(stop.wait()),
                        asyncio.ensure_future(self._slot_free.wait())}
-            await asyncio.wait(waiters, timeout=TICK, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=self.tick, return_when=asyncio.FIRST_COMPLETED)
             for fut in waiters:
                 fut.cancel()
         self._slot_free.clear()
