@@ -6,64 +6,21 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from clirun import sora
-from typer.testing import Result
+from clirun import one_error, sora
+from seed import job_at
 
-from sora_cli.domain.jobs import Job, JobError, JobStatus, VideoRequest
+from sora_cli.domain.jobs import Job, JobStatus
 from sora_cli.store.repository import Store
 
-KEY = "sk-test-0123456789abcdefXYZ"
-PATH = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING,
-        JobStatus.COMPLETED)
 DAY = 86400.0
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SORA_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+def offline(home: Path, work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API is out of reach: nothing here may need it."""
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "home").mkdir(mode=0o700)
-    return tmp_path / "home"
-
-
-
-
-def one_error(r: Result, code: int) -> str:
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
-    assert r.stdout == ""
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sora: "), r.stderr
-    return lines[0]
-
-
-def add(home: Path, to: JobStatus = JobStatus.QUEUED, *, now: float | None = None,
-        **kw: Any) -> Job:
-    """A job walked along the happy path up to `to` (or failed/cancelled from running)."""
-    end = JobStatus.RUNNING if to in (JobStatus.FAILED, JobStatus.CANCELLED) else to
-    with Store.open(home / "sora.db") as st:
-        job = st.add_jobs([VideoRequest(**{"prompt": "a fox", **kw})], now=now)[0]
-        for step in PATH[1: PATH.index(end) + 1]:
-            extra: dict[str, Any] = {}
-            if step is JobStatus.RUNNING:
-                extra = {"remote_id": f"video_{job.id}", "remote_status": "in_progress"}
-            if step is JobStatus.COMPLETED:
-                out = home / "videos" / f"{job.id}.mp4"
-                out.parent.mkdir(exist_ok=True)
-                out.write_bytes(b"mp4")
-                extra = {"remote_status": "completed", "output_path": str(out)}
-            st.transition(job.id, step, **extra)
-        if to is JobStatus.FAILED:
-            st.transition(job.id, to, error=JobError("moderation_blocked", "blocked"))
-        elif to is JobStatus.CANCELLED:
-            st.transition(job.id, to)
-        got = st.get(job.id)
-        assert got is not None
-        return got
 
 
 def jobs(home: Path) -> dict[str, Job]:
@@ -84,8 +41,8 @@ def test_retry_submits_a_linked_copy_of_a_failed_job(home: Path) -> None:
     image = home / "inputs" / "ref.png"
     image.parent.mkdir()
     image.write_bytes(b"kept")
-    old = add(home, JobStatus.FAILED, prompt="a heron", model="sora-2-pro", size="1024x1792",
-              seconds=12, label="batch-7", image=str(image))
+    old = job_at(home, JobStatus.FAILED, prompt="a heron", model="sora-2-pro", size="1024x1792",
+                 seconds=12, label="batch-7", image=str(image))
     r = sora("retry", old.id)
     assert r.exit_code == 0, r.stderr
     new = jobs(home)[r.stdout.strip()]
@@ -97,7 +54,7 @@ def test_retry_submits_a_linked_copy_of_a_failed_job(home: Path) -> None:
 
 
 def test_retry_of_cancelled_jobs_prints_each_new_id(home: Path) -> None:
-    a, b = add(home, JobStatus.CANCELLED), add(home, JobStatus.FAILED)
+    a, b = job_at(home, JobStatus.CANCELLED), job_at(home, JobStatus.FAILED)
     r = sora("retry", a.id, b.id, "--json")
     assert r.exit_code == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines()]
@@ -107,7 +64,7 @@ def test_retry_of_cancelled_jobs_prints_each_new_id(home: Path) -> None:
 @pytest.mark.parametrize("status", [JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.COMPLETED])
 def test_retry_of_an_unfinished_or_completed_job_exits_2_and_records_nothing(
         home: Path, status: JobStatus) -> None:
-    failed, other = add(home, JobStatus.FAILED), add(home, status)
+    failed, other = job_at(home, JobStatus.FAILED), job_at(home, status)
     before = snapshot(home)
     line = one_error(sora("retry", failed.id, other.id), 2)
     assert f"job {other.id} is {status.value}" in line and "only failed or cancelled" in line
@@ -115,9 +72,9 @@ def test_retry_of_an_unfinished_or_completed_job_exits_2_and_records_nothing(
 
 
 def test_retry_failed_takes_each_failed_job_once(home: Path) -> None:
-    a, b = add(home, JobStatus.FAILED), add(home, JobStatus.FAILED)
-    add(home, JobStatus.CANCELLED)
-    add(home, JobStatus.COMPLETED)
+    a, b = job_at(home, JobStatus.FAILED), job_at(home, JobStatus.FAILED)
+    job_at(home, JobStatus.CANCELLED)
+    job_at(home, JobStatus.COMPLETED)
     r = sora("retry", "--failed", "-q")
     assert r.exit_code == 0, r.stderr
     made = [jobs(home)[i] for i in r.stdout.split()]
@@ -127,7 +84,7 @@ def test_retry_failed_takes_each_failed_job_once(home: Path) -> None:
 
 
 def test_retry_usage_errors_and_missing_key(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    job = add(home, JobStatus.FAILED)
+    job = job_at(home, JobStatus.FAILED)
     assert "not both" in one_error(sora("retry", job.id, "--failed"), 2)
     assert "name the jobs" in one_error(sora("retry"), 2)
     monkeypatch.delenv("OPENAI_API_KEY")
@@ -142,10 +99,10 @@ def test_delete_removes_the_job_its_events_and_its_files(home: Path, tmp_path: P
     image = home / "inputs" / "ref.png"
     image.parent.mkdir()
     image.write_bytes(b"kept")
-    done = add(home, JobStatus.COMPLETED, image=str(image))
+    done = job_at(home, JobStatus.COMPLETED, image=str(image))
     thumb = home / "videos" / f"{done.id}.webp"
     thumb.write_bytes(b"webp")
-    keep = add(home, JobStatus.COMPLETED)
+    keep = job_at(home, JobStatus.COMPLETED)
     with Store.open(home / "sora.db") as st:
         st.update(done.id, thumbnail_path=str(thumb))
         st.update(keep.id, output_path=str(tmp_path / "mine.mp4"))  # the user's own file
@@ -168,13 +125,13 @@ def test_a_shared_image_stays_while_another_job_uses_it(home: Path) -> None:
     image = home / "inputs" / "ref.png"
     image.parent.mkdir()
     image.write_bytes(b"kept")
-    a, _ = add(home, JobStatus.FAILED, image=str(image)), add(home, image=str(image))
+    a, _ = job_at(home, JobStatus.FAILED, image=str(image)), job_at(home, image=str(image))
     assert sora("delete", a.id, "--yes").exit_code == 0
     assert image.exists()
 
 
 def test_a_deleted_id_is_never_given_again(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    gone = add(home, JobStatus.COMPLETED)
+    gone = job_at(home, JobStatus.COMPLETED)
     assert sora("delete", gone.id, "--yes").exit_code == 0
     draws = iter([gone.id, "zzzz2345"])
     monkeypatch.setattr("sora_cli.store.repository.new_job_id", lambda: next(draws))
@@ -184,7 +141,7 @@ def test_a_deleted_id_is_never_given_again(home: Path, monkeypatch: pytest.Monke
 
 
 def test_delete_off_a_terminal_without_yes_exits_2_and_changes_nothing(home: Path) -> None:
-    job = add(home, JobStatus.COMPLETED)
+    job = job_at(home, JobStatus.COMPLETED)
     before = snapshot(home)
     assert "add --yes" in one_error(sora("delete", job.id), 2)
     assert snapshot(home) == before
@@ -192,7 +149,7 @@ def test_delete_off_a_terminal_without_yes_exits_2_and_changes_nothing(home: Pat
 
 def test_delete_asks_on_a_terminal(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sora_cli.cli.housekeeping.interactive", lambda: True)
-    job = add(home, JobStatus.COMPLETED)
+    job = job_at(home, JobStatus.COMPLETED)
     r = sora("delete", job.id, input="n\n")
     assert r.exit_code == 1 and "Delete 1 job(s)?" in r.stderr and "nothing deleted" in r.stderr
     assert job.id in jobs(home)
@@ -205,7 +162,7 @@ def test_delete_asks_on_a_terminal(home: Path, monkeypatch: pytest.MonkeyPatch) 
                                     JobStatus.DOWNLOADING])
 def test_delete_remote_of_an_unfinished_job_exits_2_and_changes_nothing(
         home: Path, status: JobStatus) -> None:
-    running, done = add(home, status), add(home, JobStatus.COMPLETED)
+    running, done = job_at(home, status), job_at(home, JobStatus.COMPLETED)
     before = snapshot(home)
     line = one_error(sora("delete", done.id, running.id, "--remote", "--yes"), 2)
     assert f"job {running.id} is {status.value}" in line and "completed or failed" in line
@@ -215,7 +172,7 @@ def test_delete_remote_of_an_unfinished_job_exits_2_and_changes_nothing(
 
 def test_delete_remote_without_a_key_exits_4_and_changes_nothing(
         home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    job = add(home, JobStatus.COMPLETED)
+    job = job_at(home, JobStatus.COMPLETED)
     before = snapshot(home)
     monkeypatch.delenv("OPENAI_API_KEY")
     one_error(sora("delete", job.id, "--remote", "--yes"), 4)
@@ -223,7 +180,7 @@ def test_delete_remote_without_a_key_exits_4_and_changes_nothing(
 
 
 def test_delete_of_an_unknown_id_exits_3_and_changes_nothing(home: Path) -> None:
-    job = add(home, JobStatus.COMPLETED)
+    job = job_at(home, JobStatus.COMPLETED)
     before = snapshot(home)
     one_error(sora("delete", job.id, "nope2345", "--yes"), 3)
     assert snapshot(home) == before
@@ -235,10 +192,10 @@ def test_delete_of_an_unknown_id_exits_3_and_changes_nothing(home: Path) -> None
 def aged(home: Path) -> dict[str, Job]:
     old = time.time() - 40 * DAY
     return {
-        "old_done": add(home, JobStatus.COMPLETED, now=old),
-        "old_failed": add(home, JobStatus.FAILED, now=old),
-        "old_running": add(home, JobStatus.RUNNING, now=old),
-        "new_done": add(home, JobStatus.COMPLETED),
+        "old_done": job_at(home, JobStatus.COMPLETED, now=old),
+        "old_failed": job_at(home, JobStatus.FAILED, now=old),
+        "old_running": job_at(home, JobStatus.RUNNING, now=old),
+        "new_done": job_at(home, JobStatus.COMPLETED),
     }
 
 

@@ -3,65 +3,36 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from clirun import sora
-from typer.testing import Result
+from clirun import one_error, sora
+from inproc import run_runner, settings_for
+from waits import wait_until
 
-from sora_cli.config import Settings, load_settings
+from sora_cli.config import load_settings
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.errors import InvalidInput
 from sora_cli.fake.server import FakeOptions, FakeServer
-from sora_cli.providers.openai.client import ApiSettings, VideosClient
-from sora_cli.runner.loop import Runner
 from sora_cli.store.repository import Store
-
-KEY = "sk-test-0123456789abcdefXYZ"
-
-
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    with FakeServer(FakeOptions(job_seconds=0.2, poll_after_ms=50, video_bytes=10_000,
-                                fail_prompt="forbidden")) as s:
-        yield s
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: FakeServer) -> Path:
-    monkeypatch.setenv("SORA_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+def online(home: Path, work: Path, server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API is the fake server; downloads go into `work`."""
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "home"
-
-
-
-
-def one_error(r: Result, code: int) -> str:
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
-    assert r.stdout == ""
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sora: "), r.stderr
-    return lines[0]
 
 
 def remote(server: FakeServer, prompt: str, *, finished: bool = True, **kw: str) -> str:
     """A video made on the fake directly (by "another tool"), waited for when asked."""
     api = httpx.Client(base_url=server.base_url, headers={"Authorization": "Bearer other"})
     video_id = str(api.post("/videos", json={"prompt": prompt, **kw}).json()["id"])
-    deadline = time.monotonic() + 10
-    while finished and api.get(f"/videos/{video_id}").json()["status"] not in ("completed",
-                                                                               "failed"):
-        assert time.monotonic() < deadline, "the fake video never finished"
-        time.sleep(0.02)
+    if finished:
+        wait_until(lambda: api.get(f"/videos/{video_id}").json()["status"] in (
+            "completed", "failed"), what="the fake video to finish")
     return video_id
 
 
@@ -194,20 +165,20 @@ def sha256(path: Path) -> str:
 
 
 @pytest.mark.parametrize(("variant", "ext"), [("spritesheet", "jpg"), ("thumbnail", "webp")])
-def test_download_a_variant_from_the_server(home: Path, server: FakeServer, tmp_path: Path,
+def test_download_a_variant_from_the_server(home: Path, server: FakeServer, work: Path,
                                             variant: str, ext: str) -> None:
     video_id = remote(server, "pictures")
     job = local_job(home, video_id)
     r = sora("download", job.id, "--variant", variant)
     assert r.exit_code == 0, r.stderr
     assert r.stdout.strip() == f"{job.id}.{ext}"
-    assert sha256(tmp_path / f"{job.id}.{ext}") == server.expected_sha256(video_id, variant)
+    assert sha256(work / f"{job.id}.{ext}") == server.expected_sha256(video_id, variant)
     one_error(sora("download", job.id, "--variant", variant), 2)  # exists: no --force
     r = sora("download", job.id, "--variant", variant, "-o", "out/")
     assert r.stdout.strip() == f"out/{job.id}.{ext}"
 
 
-def test_download_uses_the_runners_thumbnail_when_it_kept_one(home: Path, tmp_path: Path) -> None:
+def test_download_uses_the_runners_thumbnail_when_it_kept_one(home: Path, work: Path) -> None:
     job = local_job(home, "video_0123456789abcdef0123456789abcdef")  # gone from the server
     kept = home / "videos" / f"{job.id}.webp"
     kept.parent.mkdir(exist_ok=True)
@@ -216,14 +187,14 @@ def test_download_uses_the_runners_thumbnail_when_it_kept_one(home: Path, tmp_pa
         st.update(job.id, thumbnail_path=str(kept))
     r = sora("download", job.id, "--variant", "thumbnail", "-o", "t.webp")
     assert r.exit_code == 0, r.stderr
-    assert (tmp_path / "t.webp").read_bytes() == b"RIFF-kept"
+    assert (work / "t.webp").read_bytes() == b"RIFF-kept"
 
 
-def test_download_an_unknown_variant_exits_2(home: Path, tmp_path: Path) -> None:
+def test_download_an_unknown_variant_exits_2(home: Path, work: Path) -> None:
     job = local_job(home, "video_abc")
     assert "--variant must be one of video, thumbnail, spritesheet" in one_error(
         sora("download", job.id, "--variant", "poster"), 2)
-    assert list(tmp_path.glob(f"{job.id}*")) == []
+    assert list(work.glob(f"{job.id}*")) == []
 
 
 # --- save_thumbnails ---------------------------------------------------------------------
@@ -243,29 +214,12 @@ def test_save_thumbnails_is_a_boolean_setting(tmp_path: Path) -> None:
         load_settings(env)
 
 
-def run_runner(home: Path, server: FakeServer, store: Store, **kw: Any) -> None:
-    (home / "videos").mkdir(parents=True, exist_ok=True)
-    settings = Settings(**{**dict(
-        home=home, api_key="sk-test", base_url=server.base_url, poll_min_seconds=0.05,
-        poll_max_seconds=0.3, idle_exit_seconds=0.3, request_timeout=5.0, max_retries=1),
-        **kw})
-
-    async def go() -> None:
-        api = ApiSettings(base_url=server.base_url, api_key="sk-test", timeout=5.0)
-        async with VideosClient(api) as client:
-            runner = Runner(settings, store, client, runner_id="host:1:a")
-            await asyncio.wait_for(runner.run(asyncio.Event()), 30)
-
-    asyncio.run(go())
-
-
 @pytest.mark.parametrize("save", [True, False])
 def test_the_runner_saves_thumbnails_when_configured(home: Path, server: FakeServer,
                                                      save: bool) -> None:
-    home.mkdir()
     store = Store.open(home / "sora.db")
     (job,) = store.add_jobs([VideoRequest("with a thumbnail")])
-    run_runner(home, server, store, save_thumbnails=save)
+    run_runner(settings_for(home, server, save_thumbnails=save), store)
     done = store.get(job.id)
     assert done is not None and done.status is JobStatus.COMPLETED
     thumb = home / "videos" / f"{job.id}.webp"

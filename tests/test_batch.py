@@ -4,7 +4,6 @@ filters of `list` and `wait`, through CliRunner. No network and no real runner."
 from __future__ import annotations
 
 import json
-import os
 import struct
 import time
 import zlib
@@ -12,44 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clirun import Cli, sora
-from typer.testing import Result
+from clirun import one_error, sora
+from seed import PATH
 
 from sora_cli.domain.jobs import JobStatus, VideoRequest
 from sora_cli.store.repository import Store
 
-KEY = "sk-test-0123456789abcdefXYZ"
-PATH = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING,
-        JobStatus.COMPLETED)
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("OPENAI_", "SORA_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SORA_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    return tmp_path / "home"
-
-
-@pytest.fixture(autouse=True)
-def kicks(cli: Cli) -> list[Path]:
-    """Runner starts, recorded instead of spawned."""
-    return cli.kicks
-
-
-
-
-def one_error(r: Result, code: int) -> str:
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
-    assert r.stdout == ""
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sora: "), r.stderr
-    return lines[0]
+pytestmark = pytest.mark.usefixtures("home", "work")
 
 
 def jobs_in(home: Path) -> list[Any]:
@@ -199,7 +167,6 @@ def test_ten_thousand_lines_are_recorded_in_seconds(home: Path) -> None:
 
 
 def test_a_budget_check_that_fails_inside_the_transaction_records_nothing(home: Path) -> None:
-    home.mkdir()
     with Store.open(home / "sora.db") as st:
         def refuse(store: Store) -> None:
             assert store._conn.in_transaction  # the write lock is held while checking

@@ -7,87 +7,21 @@ progress is written straight into the store.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
-from clirun import Cli, sora
-from typer.testing import Result
+from clirun import KEY, one_error, sora
+from seed import add, advance, fail, get, recorded
 
-from sora_cli.domain.jobs import JobError, JobStatus, VideoRequest
+from sora_cli.domain.jobs import JobStatus
 from sora_cli.runner.spawn import hold_runner_lock
 from sora_cli.store.repository import Store
 
-KEY = "sk-test-0123456789abcdefXYZ"
+pytestmark = pytest.mark.usefixtures("home")
+
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 JOB_ID = re.compile(r"^[a-z2-9]{8}$")
-PATH = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING,
-        JobStatus.COMPLETED)
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("OPENAI_", "SORA_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SORA_HOME", str(tmp_path))
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    return tmp_path
-
-
-@pytest.fixture(autouse=True)
-def kicks(cli: Cli) -> list[Path]:
-    """Runner starts, recorded instead of spawned."""
-    return cli.kicks
-
-
-
-
-def one_error(r: Result, code: int) -> str:
-    """Exit `code`, nothing on stdout, exactly one `sora: ...` line on stderr."""
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
-    assert r.stdout == ""
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sora: "), r.stderr
-    return lines[0]
-
-
-def recorded(home: Path) -> int:
-    if not (home / "sora.db").exists():
-        return 0
-    with Store.open(home / "sora.db") as st:
-        return len(st.list_jobs(limit=None))
-
-
-def add(home: Path, prompt: str = "a fox", now: float | None = None, **kw: Any) -> str:
-    with Store.open(home / "sora.db") as st:
-        return st.add_jobs([VideoRequest(prompt=prompt, **kw)], now=now)[0].id
-
-
-def advance(home: Path, job_id: str, to: JobStatus, **fields: Any) -> None:
-    """Walk a job along the happy path up to `to`, as a runner would."""
-    with Store.open(home / "sora.db") as st:
-        job = st.get(job_id)
-        assert job is not None
-        for step in PATH[PATH.index(job.status) + 1: PATH.index(to) + 1]:
-            extra: dict[str, Any] = {}
-            if step is JobStatus.RUNNING:
-                extra = {"remote_id": f"video_{job_id}", "remote_status": "in_progress"}
-            st.transition(job_id, step, **extra, **(fields if step is to else {}))
-
-
-def fail(home: Path, job_id: str, message: str, code: str | None = "moderation_blocked",
-         http_status: int | None = None, request_id: str | None = None) -> None:
-    with Store.open(home / "sora.db") as st:
-        st.transition(job_id, JobStatus.FAILED, error=JobError(code, message, http_status,
-                                                               request_id))
-
-
-def get(home: Path, job_id: str) -> Any:
-    with Store.open(home / "sora.db") as st:
-        return st.get(job_id)
 
 
 # --- submit ---------------------------------------------------------------------------

@@ -13,43 +13,22 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from clirun import Cli, sora
-from typer.testing import Result
+from clirun import one_error, sora
+from seed import PATH, add, fail
+from waits import DEADLINE, meanwhile
 
-from sora_cli.domain.jobs import Job, JobError, JobStatus, VideoRequest
+from sora_cli.domain.jobs import Job, JobStatus
 from sora_cli.services import waiting as services
 from sora_cli.services.context import Context
 from sora_cli.store.repository import Store
 
-KEY = "sk-test-0123456789abcdef"
-PATH = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING,
-        JobStatus.COMPLETED)
-DEADLINE = 10.0
+pytestmark = pytest.mark.usefixtures("home", "work")  # --download saves into `work`
+
 Snapshot = dict[str, JobStatus]
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("OPENAI_", "SORA_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SORA_HOME", str(tmp_path))
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)  # default output dir of --download
-    return tmp_path
-
-
-@pytest.fixture(autouse=True)
-def kicks(cli: Cli) -> list[Path]:
-    """Runner starts, recorded instead of spawned."""
-    return cli.kicks
 
 
 class Seen:
@@ -85,33 +64,6 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
     return spy
 
 
-
-
-@contextmanager
-def meanwhile(act: Callable[[], None]) -> Iterator[None]:
-    """Run `act` in a thread during the block; its failure fails the test."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            act()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    yield
-    thread.join(DEADLINE)
-    assert not thread.is_alive()
-    if errors:
-        raise errors[0]
-
-
-def add(home: Path, prompt: str = "a fox") -> str:
-    with Store.open(home / "sora.db") as st:
-        return st.add_jobs([VideoRequest(prompt=prompt)])[0].id
-
-
 def video_of(job_id: str) -> bytes:
     return b"\x00\x00\x00\x18ftypmp42" + job_id.encode() * 100
 
@@ -135,19 +87,6 @@ def complete(home: Path, job_id: str) -> None:
                 fields = {"output_path": str(saved), "bytes": len(data),
                           "sha256": hashlib.sha256(data).hexdigest(), "completed_at": time.time()}
             st.transition(job_id, step, **fields)
-
-
-def fail(home: Path, job_id: str, message: str = "blocked by moderation") -> None:
-    with Store.open(home / "sora.db") as st:
-        st.transition(job_id, JobStatus.FAILED, error=JobError("moderation_blocked", message))
-
-
-def one_error(r: Result, code: int) -> str:
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
-    assert r.stdout == ""
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sora: "), r.stderr
-    return lines[0]
 
 
 def active(*ids: str) -> Callable[[Snapshot], bool]:

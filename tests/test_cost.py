@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from clirun import Cli, sora
-from typer.testing import Result
+from clirun import one_error, sora
+from seed import PATH, add, recorded
 
 from sora_cli.domain.jobs import JobError, JobStatus, VideoRequest
 from sora_cli.domain.money import (
@@ -26,26 +25,9 @@ from sora_cli.domain.money import (
 from sora_cli.errors import BudgetExceeded, InvalidInput
 from sora_cli.store.repository import Store
 
-KEY = "sk-test-0123456789abcdefXYZ"
+pytestmark = pytest.mark.usefixtures("home")
+
 DAY = 86400.0
-PATH = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING,
-        JobStatus.COMPLETED)
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("OPENAI_", "SORA_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SORA_HOME", str(tmp_path))
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    return tmp_path
-
-
-@pytest.fixture(autouse=True)
-def kicks(cli: Cli) -> list[Path]:
-    """Runner starts, recorded instead of spawned."""
-    return cli.kicks
 
 
 @pytest.fixture
@@ -58,22 +40,6 @@ def tz(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     yield use
     monkeypatch.undo()
     time.tzset()
-
-
-
-
-def one_error(r: Result, code: int) -> str:
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
-    assert r.stdout == ""
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sora: "), r.stderr
-    return lines[0]
-
-
-def add(home: Path, now: float | None = None, **kw: Any) -> str:
-    kw.setdefault("prompt", "a fox")
-    with Store.open(home / "sora.db") as st:
-        return st.add_jobs([VideoRequest(**kw)], now=now)[0].id
 
 
 def finish(home: Path, job_id: str, status: JobStatus = JobStatus.COMPLETED,
@@ -90,13 +56,6 @@ def finish(home: Path, job_id: str, status: JobStatus = JobStatus.COMPLETED,
             st.transition(job_id, status, error=JobError("x", "failed"))
         else:
             st.transition(job_id, status)
-
-
-def recorded(home: Path) -> int:
-    if not (home / "sora.db").exists():
-        return 0
-    with Store.open(home / "sora.db") as st:
-        return len(st.list_jobs(limit=None))
 
 
 # --- the pure rules ------------------------------------------------------------------------

@@ -6,10 +6,10 @@ import argparse
 import email.utils
 import hashlib
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
+from inproc import MakeServer
 
 from sora_cli.fake.content import content_sha256
 from sora_cli.fake.server import FakeOptions, FakeServer, Fault, _fault_mix
@@ -18,9 +18,8 @@ AUTH = {"Authorization": "Bearer sk-test"}
 
 
 @pytest.fixture
-def server() -> Iterator[FakeServer]:
-    with FakeServer(FakeOptions(job_seconds=0.0, video_bytes=200_000)) as s:
-        yield s
+def server(make_server: MakeServer) -> FakeServer:
+    return make_server(job_seconds=0.0, video_bytes=200_000)
 
 
 def client(server: FakeServer, **kw: object) -> httpx.Client:

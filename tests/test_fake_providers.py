@@ -7,21 +7,20 @@ import hashlib
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from inproc import MakeServer
 from waits import wait_until
 
-from sora_cli.fake.server import FakeOptions, FakeServer, Fault
+from sora_cli.fake.server import FakeServer, Fault
 
 KLING = "fal-ai/kling-video/v2.1/master/text-to-video"
 
 
 @pytest.fixture
-def server() -> Iterator[FakeServer]:
-    with FakeServer(FakeOptions(job_seconds=0.3, api_key="key", list_page_size=2)) as s:
-        yield s
+def server(make_server: MakeServer) -> FakeServer:
+    return make_server(job_seconds=0.3, api_key="key", list_page_size=2)
 
 
 def call(method: str, url: str, body: Any = None, auth: str | None = "Key key",

@@ -30,27 +30,6 @@ VIDEO_KEYS = {
     "id", "object", "model", "status", "progress", "created_at", "completed_at", "expires_at",
     "prompt", "size", "seconds", "remixed_from_video_id", "error",
 }  # fmt: skip
-@pytest.fixture
-def make_server() -> Iterator[Callable[..., FakeServer]]:
-    servers: list[FakeServer] = []
-
-    def make(**options: Any) -> FakeServer:
-        options.setdefault("job_seconds", 0.2)
-        options.setdefault("poll_after_ms", 50)
-        server = FakeServer(FakeOptions(**options)).start()
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture
-def server(make_server: Callable[..., FakeServer]) -> FakeServer:
-    return make_server()
-
-
 def connect(server: FakeServer, **kwargs: Any) -> httpx.Client:
     kwargs.setdefault("headers", AUTH)
     kwargs.setdefault("timeout", 5.0)

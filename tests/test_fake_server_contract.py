@@ -7,39 +7,19 @@ The SDK marks every Videos method as deprecated (the hosted Sora API shuts down 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from inproc import MakeServer
 
-from sora_cli.fake.server import FakeOptions, FakeServer, Fault
+from sora_cli.fake.server import FakeServer, Fault
 
 openai = pytest.importorskip("openai", reason="the official openai SDK is not installed")
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 KEY = "sk-contract"
-
-
-@pytest.fixture
-def make_server() -> Iterator[Callable[..., FakeServer]]:
-    servers: list[FakeServer] = []
-
-    def make(**options: Any) -> FakeServer:
-        options.setdefault("job_seconds", 0.2)
-        options.setdefault("poll_after_ms", 20)
-        server = FakeServer(FakeOptions(**options)).start()
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture
-def server(make_server: Callable[..., FakeServer]) -> FakeServer:
-    return make_server()
 
 
 def sdk(server: FakeServer, *, api_key: str = KEY, max_retries: int = 0) -> Any:
@@ -68,7 +48,7 @@ def test_create_parses_as_a_video(server: FakeServer, client: Any) -> None:
     assert server.create_count("a fox") == 1
 
 
-def test_create_and_poll_honours_poll_after_ms(make_server: Callable[..., FakeServer]) -> None:
+def test_create_and_poll_honours_poll_after_ms(make_server: MakeServer) -> None:
     server = make_server(job_seconds=0.5)
     with sdk(server) as client:
         video = client.videos.create_and_poll(prompt="a quick one")
@@ -78,7 +58,7 @@ def test_create_and_poll_honours_poll_after_ms(make_server: Callable[..., FakeSe
     assert retrieves(server, video.id) >= 4
 
 
-def test_create_and_poll_returns_a_failed_video(make_server: Callable[..., FakeServer]) -> None:
+def test_create_and_poll_returns_a_failed_video(make_server: MakeServer) -> None:
     with sdk(make_server(fail_prompt="blocked")) as client:
         video = client.videos.create_and_poll(prompt="this is blocked")
     assert video.status == "failed"
@@ -98,10 +78,10 @@ def test_create_with_reference_file_and_object(server: FakeServer, client: Any) 
     assert server.create_count() == 2
 
 
-def test_retrieve_and_poll_header(client: Any) -> None:
+def test_retrieve_and_poll_header(client: Any, server: FakeServer) -> None:
     video = client.videos.create(prompt="p")
     raw = client.videos.with_raw_response.retrieve(video.id)
-    assert raw.headers["openai-poll-after-ms"] == "20"
+    assert raw.headers["openai-poll-after-ms"] == str(server.options.poll_after_ms)
     assert raw.headers["x-request-id"].startswith("req_")
     assert raw.parse().id == video.id
 
@@ -161,7 +141,7 @@ def test_bad_size_is_bad_request(server: FakeServer, client: Any) -> None:
     assert server.create_count() == 0
 
 
-def test_wrong_key_is_authentication_error(make_server: Callable[..., FakeServer]) -> None:
+def test_wrong_key_is_authentication_error(make_server: MakeServer) -> None:
     server = make_server(api_key=KEY)
     with sdk(server, api_key="sk-wrong") as client, pytest.raises(openai.AuthenticationError):
         client.videos.list()

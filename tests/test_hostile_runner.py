@@ -18,22 +18,22 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import inproc
 import pytest
+from inproc import MakeServer, run_runner
 
 from sora_cli.config import Settings
 from sora_cli.domain.catalogue import find_model, map_request
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.domain.providers import BUILTIN, FIND_CREATED
-from sora_cli.fake.server import FakeOptions, FakeServer, Fault
+from sora_cli.fake.server import FakeServer, Fault
 from sora_cli.provider_settings import build
 from sora_cli.providers.base import CreateRequest
-from sora_cli.providers.registry import Adapters, make_adapter
+from sora_cli.providers.registry import make_adapter
 from sora_cli.runner import crash
-from sora_cli.runner.loop import Runner
 from sora_cli.store.repository import Store
 
 KEY = "sk-hostile-test-0123456789abcdef"
@@ -59,11 +59,11 @@ def family(provider: str) -> str:
 
 
 @pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
-    options = FakeOptions(job_seconds=0.3, poll_after_ms=50, video_bytes=VIDEO_BYTES)
-    with FakeServer(options) as s:
-        google_account(s, tmp_path, monkeypatch)
-        yield s
+def server(make_server: MakeServer, tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> FakeServer:
+    s = make_server(job_seconds=0.3, video_bytes=VIDEO_BYTES)
+    google_account(s, tmp_path, monkeypatch)
+    return s
 
 
 def google_account(server: FakeServer, where: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,28 +99,12 @@ def provider_env(server: FakeServer, *, storage_uri: str | None = None) -> dict[
 
 def settings_for(tmp_path: Path, server: FakeServer, provider: str = "openai",
                  **kw: Any) -> Settings:
+    """inproc's quick settings with short request deadlines (0.5 s) and every provider
+    the fake serves configured (Vertex's video in a bucket for "vertex-gcs")."""
     env = provider_env(server, storage_uri=BUCKET if provider == "vertex-gcs" else None)
-    values: dict[str, Any] = dict(
-        home=tmp_path, api_key=KEY, base_url=server.base_url, poll_min_seconds=0.05,
-        poll_max_seconds=0.2, idle_exit_seconds=0.3, lease_seconds=5.0, request_timeout=0.5,
-        max_retries=1, providers=build({}, env))
-    values.update(kw)
-    (tmp_path / "videos").mkdir(parents=True, exist_ok=True)
-    return Settings(**values)
-
-
-def run_runner(settings: Settings, store: Store, timeout: float = 20.0, *,
-               runner_id: str = "host:1:a", stop_after: float | None = None) -> None:
-    """Run a runner until it idles out (or `stop_after` seconds); fail after `timeout`."""
-    async def go() -> None:
-        stop = asyncio.Event()
-        if stop_after is not None:
-            asyncio.get_running_loop().call_later(stop_after, stop.set)
-        async with Adapters(settings) as adapters:
-            runner = Runner(settings, store, adapters, runner_id=runner_id)
-            await asyncio.wait_for(runner.run(stop), timeout)
-
-    asyncio.run(go())
+    return inproc.settings_for(tmp_path, server, **{
+        "api_key": KEY, "poll_max_seconds": 0.2, "request_timeout": 0.5,
+        "providers": build({}, env), **kw})
 
 
 def request(prompt: str, provider: str = "openai") -> VideoRequest:
@@ -497,7 +481,7 @@ def test_a_runner_elsewhere_leaves_a_job_whose_image_it_cannot_read(
     store = Store.open(pg_url)
     (job,) = store.add_jobs([VideoRequest("an image from host A", image=str(kept))])
     here = settings_for(tmp_path / "host-b", server, database_url=pg_url)
-    run_runner(here, store, runner_id="host-b:1:b", stop_after=2.0)  # the image is not here
+    run_runner(here, store, runner_id="host-b:1:b", stop_after=0.5)  # the image is not here
     waiting = store.get(job.id)
     assert waiting is not None and waiting.status is JobStatus.QUEUED, waiting
     assert server.create_count() == 0

@@ -4,25 +4,21 @@ Pillow."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import os
 import struct
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from clirun import sora
+from inproc import run_runner, settings_for
 
-from sora_cli.config import Settings
 from sora_cli.domain.images import image_info, sniff
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.errors import InvalidInput
-from sora_cli.fake.server import FakeOptions, FakeServer
-from sora_cli.providers.openai.client import ApiSettings, VideosClient
-from sora_cli.runner.loop import Runner
+from sora_cli.fake.server import FakeServer
 from sora_cli.services.images import prepare_image
 from sora_cli.store.repository import Store
 
@@ -177,21 +173,6 @@ def test_fit_needs_a_file(tmp_path: Path) -> None:
 # --- `sora submit --image` (CliRunner) and the runner sending it (the fake on loopback) ---
 
 
-@pytest.fixture
-def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SORA_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
-    return tmp_path / "home"
-
-
-def submit(*args: str) -> Any:
-    from typer.testing import CliRunner
-
-    from sora_cli.cli.main import app
-
-    return CliRunner().invoke(app, ["submit", *args], catch_exceptions=False)
-
-
 def recorded(home: Path) -> list[Job]:
     if not (home / "sora.db").exists():
         return []
@@ -205,47 +186,26 @@ def recorded(home: Path) -> list[Job]:
     (None, "no such file"),
 ])
 def test_submit_with_a_bad_image_exits_2_and_records_nothing(
-        cli_home: Path, tmp_path: Path, content: bytes | None, expected: str) -> None:
+        home: Path, tmp_path: Path, content: bytes | None, expected: str) -> None:
     src = tmp_path / "ref.png"
     if content is not None:
         src.write_bytes(content)
-    r = submit("a fox", "--image", str(src))
+    r = sora("submit", "a fox", "--image", str(src))
     assert r.exit_code == 2 and r.stdout == ""
     (line,) = r.stderr.splitlines()
     assert line.startswith("sora: ") and expected in line
-    assert recorded(cli_home) == []
-    assert not (cli_home / "inputs").exists() or not any((cli_home / "inputs").iterdir())
+    assert recorded(home) == []
+    assert not (home / "inputs").exists() or not any((home / "inputs").iterdir())
 
 
-def test_submit_keeps_a_checked_copy_of_a_jpeg_named_png(cli_home: Path, tmp_path: Path) -> None:
+def test_submit_keeps_a_checked_copy_of_a_jpeg_named_png(home: Path, tmp_path: Path) -> None:
     src = tmp_path / "ref.png"
     src.write_bytes(jpeg_bytes(1280, 720))
-    r = submit("a fox", "--image", str(src), "--size", "1280x720")
+    r = sora("submit", "a fox", "--image", str(src), "--size", "1280x720")
     assert r.exit_code == 0, r.stderr
-    (job,) = recorded(cli_home)
-    assert job.image is not None and Path(job.image).parent == cli_home / "inputs"
+    (job,) = recorded(home)
+    assert job.image is not None and Path(job.image).parent == home / "inputs"
     assert job.image.endswith(".jpg") and Path(job.image).read_bytes() == src.read_bytes()
-
-
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    with FakeServer(FakeOptions(job_seconds=0.2, poll_after_ms=50, video_bytes=10_000)) as s:
-        yield s
-
-
-def run_runner(home: Path, server: FakeServer, store: Store) -> None:
-    (home / "videos").mkdir(parents=True, exist_ok=True)
-    settings = Settings(home=home, api_key="sk-test", base_url=server.base_url,
-                        poll_min_seconds=0.05, poll_max_seconds=0.3, idle_exit_seconds=0.3,
-                        request_timeout=5.0, max_retries=1)
-
-    async def go() -> None:
-        api = ApiSettings(base_url=server.base_url, api_key="sk-test", timeout=5.0)
-        async with VideosClient(api) as client:
-            runner = Runner(settings, store, client, runner_id="host:1:a")
-            await asyncio.wait_for(runner.run(asyncio.Event()), 30)
-
-    asyncio.run(go())
 
 
 def test_the_runner_uploads_a_file_and_sends_a_url_as_the_object_form(
@@ -257,7 +217,7 @@ def test_the_runner_uploads_a_file_and_sends_a_url_as_the_object_form(
     url = "https://example.com/ref.webp"
     by_file, by_url = store.add_jobs([VideoRequest("from a file", image=kept),
                                       VideoRequest("from a url", image=url)])
-    run_runner(tmp_path, server, store)
+    run_runner(settings_for(tmp_path, server), store)
     seen = {}
     for job in (by_file, by_url):
         done = store.get(job.id)
@@ -274,7 +234,7 @@ def test_a_job_whose_kept_image_vanished_fails_without_sending(
         tmp_path: Path, server: FakeServer) -> None:
     store = Store.open(tmp_path / "sora.db")
     (job,) = store.add_jobs([VideoRequest("lost", image=str(tmp_path / "inputs/gone.png"))])
-    run_runner(tmp_path, server, store)
+    run_runner(settings_for(tmp_path, server), store)
     done = store.get(job.id)
     assert done is not None and done.status is JobStatus.FAILED
     assert done.error is not None and done.error.code == "image_missing"

@@ -3,57 +3,35 @@ server on loopback with an injected error), as text and as JSON Lines."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
 from clirun import sora
+from inproc import run_runner, settings_for
 
-from sora_cli.config import Settings
 from sora_cli.domain.jobs import JobStatus, VideoRequest
-from sora_cli.fake.server import FakeOptions, FakeServer, Fault
-from sora_cli.providers.openai.client import ApiSettings, VideosClient
-from sora_cli.runner.loop import Runner
+from sora_cli.fake.server import FakeServer, Fault
 from sora_cli.store.repository import Store
 
 EVENT_KEYS = {"job_id", "at", "kind", "from_status", "to_status", "attempt", "http_status",
               "request_id", "retry_in", "message", "runner_id"}
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SORA_HOME", str(tmp_path))
-    return tmp_path
-
-
-
-
-def worked_job(home: Path) -> str:
+def worked_job(home: Path, server: FakeServer) -> str:
     """A job the runner took through a 429 on create (retried) to completion."""
-    with FakeServer(FakeOptions(job_seconds=0.2, poll_after_ms=50, video_bytes=5000)) as server:
-        server.add_faults(Fault("error", route="create", status=429, retry_after_ms=50))
-        (home / "videos").mkdir(exist_ok=True)
-        store = Store.open(home / "sora.db")
-        (job,) = store.add_jobs([VideoRequest("a logged fox")])
-        settings = Settings(home=home, api_key="k", base_url=server.base_url,
-                            poll_min_seconds=0.05, poll_max_seconds=0.3, idle_exit_seconds=0.2)
-
-        async def go() -> None:
-            api = ApiSettings(base_url=server.base_url, api_key="k", timeout=5.0)
-            async with VideosClient(api) as client:
-                await asyncio.wait_for(
-                    Runner(settings, store, client, runner_id="h:1:a").run(asyncio.Event()), 30)
-
-        asyncio.run(go())
-        done = store.get(job.id)
-        assert done is not None and done.status is JobStatus.COMPLETED
-        store.close()
-        return job.id
+    server.add_faults(Fault("error", route="create", status=429, retry_after_ms=50))
+    store = Store.open(home / "sora.db")
+    (job,) = store.add_jobs([VideoRequest("a logged fox")])
+    run_runner(settings_for(home, server), store, runner_id="h:1:a")
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.COMPLETED
+    store.close()
+    return job.id
 
 
-def test_logs_show_transitions_http_attempts_and_retries(home: Path) -> None:
-    job_id = worked_job(home)
+def test_logs_show_transitions_http_attempts_and_retries(home: Path, server: FakeServer) -> None:
+    job_id = worked_job(home, server)
     r = sora("logs", job_id[:5])
     assert r.exit_code == 0, r.stderr
     lines = r.stdout.splitlines()
@@ -67,8 +45,8 @@ def test_logs_show_transitions_http_attempts_and_retries(home: Path) -> None:
     assert "POST /videos" in retried
 
 
-def test_logs_json_is_one_object_per_event(home: Path) -> None:
-    job_id = worked_job(home)
+def test_logs_json_is_one_object_per_event(home: Path, server: FakeServer) -> None:
+    job_id = worked_job(home, server)
     r = sora("logs", job_id, "--json")
     assert r.exit_code == 0, r.stderr
     events = [json.loads(x) for x in r.stdout.splitlines()]

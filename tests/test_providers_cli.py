@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from clirun import Cli, sora
+from clirun import sora
 from typer.testing import Result
 
 from sora_cli.config import load_settings
@@ -22,17 +22,7 @@ from sora_cli.store.repository import Store
 FAL_KEY = "fal-key-0123456789abcdefghij"
 KLING = "fal:fal-ai/kling-video/v2.1/master/text-to-video"
 
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture(autouse=True)
-def kicks(cli: Cli) -> list[Path]:
-    return cli.kicks  # runner starts, recorded instead of spawned
+pytestmark = pytest.mark.usefixtures("home", "work")
 
 
 def error_line(r: Result, code: int) -> str:

@@ -3,61 +3,22 @@ server on loopback) and the reconciliation of an unanswered remix."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from clirun import sora
-from typer.testing import Result
+from clirun import one_error, sora
+from inproc import run_runner, settings_for
+from seed import job_at
 
-from sora_cli.config import Settings
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
-from sora_cli.fake.server import FakeOptions, FakeServer, Fault
-from sora_cli.providers.openai.client import ApiSettings, Video, VideosClient
+from sora_cli.fake.server import FakeServer, Fault
+from sora_cli.providers.openai.client import Video
 from sora_cli.providers.openai.reconcile import matches
-from sora_cli.runner.loop import Runner
 from sora_cli.store.repository import Store
 
-KEY = "sk-test-0123456789abcdefXYZ"
-PATH = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING,
-        JobStatus.COMPLETED)
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SORA_HOME", str(tmp_path))
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    return tmp_path
-
-
-
-
-def one_error(r: Result, code: int) -> str:
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
-    assert r.stdout == ""
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sora: "), r.stderr
-    return lines[0]
-
-
-def add(home: Path, to: JobStatus = JobStatus.QUEUED, **kw: Any) -> Job:
-    """A job walked along the happy path up to `to`, as a runner would."""
-    with Store.open(home / "sora.db") as st:
-        job = st.add_jobs([VideoRequest(**{"prompt": "a fox", **kw})])[0]
-        for step in PATH[1: PATH.index(to) + 1]:
-            extra: dict[str, Any] = {}
-            if step is JobStatus.RUNNING:
-                extra = {"remote_id": f"video_{job.id}", "remote_status": "in_progress"}
-            if step is JobStatus.DOWNLOADING:
-                extra = {"remote_status": "completed"}
-            st.transition(job.id, step, **extra)
-        got = st.get(job.id)
-        assert got is not None
-        return got
+pytestmark = pytest.mark.usefixtures("home")
 
 
 def all_jobs(home: Path) -> list[Job]:
@@ -69,7 +30,7 @@ def all_jobs(home: Path) -> list[Job]:
 
 
 def test_remix_records_a_linked_job_with_the_sources_settings(home: Path) -> None:
-    src = add(home, JobStatus.COMPLETED, model="sora-2-pro", size="1792x1024", seconds=8)
+    src = job_at(home, JobStatus.COMPLETED, model="sora-2-pro", size="1792x1024", seconds=8)
     r = sora("remix", src.id[:5], "the same, at night")
     assert r.exit_code == 0, r.stderr
     new_id = r.stdout.strip()
@@ -85,7 +46,7 @@ def test_remix_records_a_linked_job_with_the_sources_settings(home: Path) -> Non
 @pytest.mark.parametrize("status", [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED])
 def test_remix_of_a_job_that_is_not_completed_exits_2_and_records_nothing(
         home: Path, status: JobStatus) -> None:
-    src = add(home, JobStatus.RUNNING if status is JobStatus.FAILED else status)
+    src = job_at(home, JobStatus.RUNNING if status is JobStatus.FAILED else status)
     if status is JobStatus.FAILED:
         with Store.open(home / "sora.db") as st:
             st.transition(src.id, JobStatus.FAILED)
@@ -95,7 +56,7 @@ def test_remix_of_a_job_that_is_not_completed_exits_2_and_records_nothing(
 
 
 def test_remix_of_an_expired_video_exits_2(home: Path) -> None:
-    src = add(home, JobStatus.COMPLETED)
+    src = job_at(home, JobStatus.COMPLETED)
     with Store.open(home / "sora.db") as st:
         st.update(src.id, expires_at=time.time() - 10)
     assert "expired" in one_error(sora("remix", src.id, "again"), 2)
@@ -103,7 +64,7 @@ def test_remix_of_an_expired_video_exits_2(home: Path) -> None:
 
 
 def test_remix_needs_a_key_and_a_prompt(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    src = add(home, JobStatus.COMPLETED)
+    src = job_at(home, JobStatus.COMPLETED)
     assert "prompt is empty" in one_error(sora("remix", src.id, "  "), 2)
     monkeypatch.delenv("OPENAI_API_KEY")
     assert "no API key" in one_error(sora("remix", src.id, "again"), 4)
@@ -114,32 +75,9 @@ def test_remix_needs_a_key_and_a_prompt(home: Path, monkeypatch: pytest.MonkeyPa
 # --- the runner sends it -------------------------------------------------------------------
 
 
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    with FakeServer(FakeOptions(job_seconds=0.3, poll_after_ms=50, video_bytes=20_000)) as s:
-        yield s
-
-
-def run_runner(home: Path, server: FakeServer, store: Store, **kw: Any) -> None:
-    (home / "videos").mkdir(exist_ok=True)
-    settings = Settings(**{**dict(
-        home=home, api_key="sk-test", base_url=server.base_url, poll_min_seconds=0.05,
-        poll_max_seconds=0.3, idle_exit_seconds=0.3, lease_seconds=5.0, request_timeout=2.0,
-        max_retries=1), **kw})
-
-    async def go() -> None:
-        api = ApiSettings(base_url=server.base_url, api_key="sk-test", timeout=2.0,
-                          max_retries=1)
-        async with VideosClient(api) as client:
-            runner = Runner(settings, store, client, runner_id="host:1:a")
-            await asyncio.wait_for(runner.run(asyncio.Event()), 30)
-
-    asyncio.run(go())
-
-
 def completed_source(home: Path, server: FakeServer, store: Store) -> Job:
     (src,) = store.add_jobs([VideoRequest("a lighthouse", size="1280x720", seconds=8)])
-    run_runner(home, server, store)
+    run_runner(settings_for(home, server), store)
     done = store.get(src.id)
     assert done is not None and done.status is JobStatus.COMPLETED
     return done
@@ -151,12 +89,12 @@ def test_the_runner_sends_a_remix_of_the_sources_remote_video(home: Path,
     src = completed_source(home, server, store)
     (job,) = store.add_jobs([VideoRequest("at night", size="1280x720", seconds=8,
                                           remix_of=src.id)])
-    run_runner(home, server, store)
+    run_runner(settings_for(home, server), store)
     done = store.get(job.id)
     assert done is not None and done.status is JobStatus.COMPLETED, done
     assert ("POST", f"/v1/videos/{src.remote_id}/remix", 200) in server.request_log()
     assert server.backend.inspect(str(done.remote_id))["remixed_from_video_id"] == src.remote_id
-    assert done.output_path is not None and os.path.getsize(done.output_path) == 20_000
+    assert done.output_path is not None and os.path.getsize(done.output_path) == done.bytes
 
 
 def test_an_unanswered_remix_is_found_in_the_list_not_sent_again(home: Path,
@@ -166,7 +104,7 @@ def test_an_unanswered_remix_is_found_in_the_list_not_sent_again(home: Path,
     server.add_faults(Fault("create_then_error", route="remix", status=500))
     (job,) = store.add_jobs([VideoRequest("at night", size="1280x720", seconds=8,
                                           remix_of=src.id)])
-    run_runner(home, server, store)
+    run_runner(settings_for(home, server), store)
     done = store.get(job.id)
     assert done is not None and done.status is JobStatus.COMPLETED, done
     assert server.create_count("at night") == 1  # the remix made once, adopted
@@ -180,7 +118,7 @@ def test_a_remix_whose_source_is_gone_fails_without_sending(home: Path,
     src = completed_source(home, server, store)
     (job,) = store.add_jobs([VideoRequest("at night", remix_of=src.id)])
     store.delete_jobs([src.id])
-    run_runner(home, server, store)
+    run_runner(settings_for(home, server), store)
     done = store.get(job.id)
     assert done is not None and done.status is JobStatus.FAILED
     assert done.error is not None and done.error.code == "remix_source_missing"

@@ -6,48 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from inproc import run_runner, settings_for
 
-from sora_cli.config import Settings
 from sora_cli.domain.jobs import JobStatus, VideoRequest
 from sora_cli.fake.server import FakeOptions, FakeServer, Fault
 from sora_cli.providers.openai.client import ApiSettings, VideosClient
 from sora_cli.runner.loop import PollPace, RateLimit, Runner
 from sora_cli.store.repository import Store
-
-
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    with FakeServer(FakeOptions(job_seconds=0.3, poll_after_ms=50, video_bytes=50_000)) as s:
-        yield s
-
-
-def settings_for(tmp_path: Path, server: FakeServer, **kw: object) -> Settings:
-    base: dict[str, object] = dict(
-        home=tmp_path, api_key="sk-test", base_url=server.base_url, poll_min_seconds=0.05,
-        poll_max_seconds=0.5, idle_exit_seconds=0.3, lease_seconds=5.0, request_timeout=5.0,
-        max_retries=2)
-    base.update(kw)
-    (tmp_path / "videos").mkdir(exist_ok=True)
-    return Settings(**base)  # type: ignore[arg-type]
-
-
-def run_runner(settings: Settings, store: Store, *, runner_id: str = "host:1:a",
-               stop_after: float | None = None, timeout: float = 30.0) -> None:
-    async def go() -> None:
-        api = ApiSettings(base_url=settings.base_url, api_key="sk-test",
-                          timeout=settings.request_timeout, max_retries=settings.max_retries)
-        async with VideosClient(api) as client:
-            stop = asyncio.Event()
-            if stop_after is not None:
-                asyncio.get_running_loop().call_later(stop_after, stop.set)
-            runner = Runner(settings, store, client, runner_id=runner_id)
-            await asyncio.wait_for(runner.run(stop), timeout)
-
-    asyncio.run(go())
 
 
 def test_runs_jobs_to_completion_and_exits_when_idle(tmp_path: Path, server: FakeServer) -> None:
@@ -59,7 +27,7 @@ def test_runs_jobs_to_completion_and_exits_when_idle(tmp_path: Path, server: Fak
         done = store.get(job.id)
         assert done is not None and done.status is JobStatus.COMPLETED, done
         assert done.sha256 == server.expected_sha256(done.remote_id or "")
-        assert Path(done.output_path or "").stat().st_size == done.bytes == 50_000
+        assert Path(done.output_path or "").stat().st_size == done.bytes
         assert done.runner_id is None
         kinds = [e.kind for e in store.events(job.id) if e.kind != "http"]
         assert kinds == ["created", "claimed", "submitting", "created", "downloading",

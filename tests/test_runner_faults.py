@@ -4,49 +4,23 @@ jobs that must stop being polled."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from inproc import run_runner, settings_for
 
-from sora_cli.config import Settings
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.fake.content import CreateRequest
 from sora_cli.fake.server import FakeOptions, FakeServer, Fault
-from sora_cli.providers.openai.client import ApiSettings, VideosClient
 from sora_cli.runner import progress as runner_progress
-from sora_cli.runner.loop import Runner
 from sora_cli.store.repository import Store
 
-
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    with FakeServer(FakeOptions(job_seconds=0.3, poll_after_ms=50, video_bytes=20_000)) as s:
-        yield s
-
-
-def settings_for(tmp_path: Path, server: FakeServer, **kw: object) -> Settings:
-    base: dict[str, object] = dict(
-        home=tmp_path, api_key="sk-test", base_url=server.base_url, poll_min_seconds=0.05,
-        poll_max_seconds=0.3, idle_exit_seconds=0.3, lease_seconds=5.0, request_timeout=0.5,
-        max_retries=1)
-    base.update(kw)
-    (tmp_path / "videos").mkdir(exist_ok=True)
-    return Settings(**base)  # type: ignore[arg-type]
-
-
-def run_runner(settings: Settings, store: Store, timeout: float = 30.0) -> None:
-    async def go() -> None:
-        api = ApiSettings(base_url=settings.base_url, api_key="sk-test",
-                          timeout=settings.request_timeout, max_retries=settings.max_retries)
-        async with VideosClient(api) as client:
-            runner = Runner(settings, store, client, runner_id="host:1:a")
-            await asyncio.wait_for(runner.run(asyncio.Event()), timeout)
-
-    asyncio.run(go())
+# Requests time out quickly here; the first look for an unanswered create, 0.5 s after it
+# began, leaves the test's own thread (`when`) time to act before it.
+FAULTY = dict(request_timeout=0.5, reconcile_pause_seconds=0.5)
 
 
 def when(condition: Callable[[], bool], then: Callable[[], None]) -> threading.Thread:
@@ -81,7 +55,7 @@ def test_unusable_success_to_a_create_is_never_sent_again(tmp_path: Path,
     watcher = when(lambda: server.create_count() == 1, hide)
     store = Store.open(tmp_path / "sora.db")
     (job,) = store.add_jobs([VideoRequest("made but unreadable")])
-    run_runner(settings_for(tmp_path, server), store)
+    run_runner(settings_for(tmp_path, server, **FAULTY), store)
     watcher.join()
     done = final(store, job)
     assert done.status is JobStatus.FAILED and done.error is not None
@@ -102,7 +76,7 @@ def test_too_many_new_videos_to_tell_fails_without_resending(tmp_path: Path,
     watcher = when(lambda: server.create_count("lost in a crowd") == 1, crowd)
     store = Store.open(tmp_path / "sora.db")
     (job,) = store.add_jobs([VideoRequest("lost in a crowd")])
-    run_runner(settings_for(tmp_path, server), store)
+    run_runner(settings_for(tmp_path, server, **FAULTY), store)
     watcher.join()
     done = final(store, job)
     assert done.status is JobStatus.FAILED and done.error is not None
@@ -117,7 +91,7 @@ def test_a_job_unfinished_for_too_long_is_not_polled_forever(
     with FakeServer(FakeOptions(job_seconds=3600, poll_after_ms=50)) as server:
         store = Store.open(tmp_path / "sora.db")
         (job,) = store.add_jobs([VideoRequest("never ends")])
-        run_runner(settings_for(tmp_path, server), store)
+        run_runner(settings_for(tmp_path, server, **FAULTY), store)
         polls = sum(1 for method, path, _ in server.request_log()
                     if method == "GET" and path.startswith("/v1/videos/video_"))
     done = final(store, job)
@@ -133,7 +107,7 @@ def test_a_job_past_its_expiry_is_not_polled(tmp_path: Path, server: FakeServer)
     store.transition(job.id, JobStatus.SUBMITTING, create_started_at=time.time() - 90000)
     store.transition(job.id, JobStatus.RUNNING, remote_id=remote.id,
                      submitted_at=time.time() - 90000, expires_at=time.time() - 3600)
-    run_runner(settings_for(tmp_path, server), store)
+    run_runner(settings_for(tmp_path, server, **FAULTY), store)
     done = final(store, job)
     assert done.status is JobStatus.EXPIRED and done.error is not None
     assert done.error.code == "expired"

@@ -4,59 +4,23 @@ never sent twice, whether the provider can list what it made or not."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from inproc import MakeServer, run_runner, settings_for
 
-from sora_cli.config import Settings
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.errors import AmbiguousCreate
 from sora_cli.fake.server import FakeOptions, FakeServer, Fault
-from sora_cli.provider_settings import build
 from sora_cli.providers.base import Created, CreateRequest, Polled, RemoteState
 from sora_cli.providers.fal import adapter as fal_adapter
 from sora_cli.providers.registry import Adapters
-from sora_cli.runner.loop import Runner
 from sora_cli.store.repository import Store
 
 KLING = "fal-ai/kling-video/v2.1/master/text-to-video"
-
-
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    with FakeServer(FakeOptions(job_seconds=0.8, poll_after_ms=50, video_bytes=20_000)) as s:
-        yield s
-
-
-def settings_for(tmp_path: Path, server: FakeServer, *, keys: bool = True,
-                 tables: dict[str, Any] | None = None, **kw: Any) -> Settings:
-    urls = server.urls()
-    env = {"SORA_FAL_BASE_URL": str(urls["fal"]), "SORA_FAL_PLATFORM_URL": str(
-        urls["fal_platform"]), "SORA_REPLICATE_BASE_URL": str(urls["replicate"])}
-    if keys:
-        env.update(FAL_KEY="fal-k", REPLICATE_API_TOKEN="r8-k")
-    (tmp_path / "videos").mkdir(exist_ok=True)
-    base: dict[str, Any] = dict(
-        home=tmp_path, api_key="sk-test", base_url=server.base_url, poll_min_seconds=0.05,
-        poll_max_seconds=0.3, idle_exit_seconds=0.3, lease_seconds=5.0, request_timeout=1.0,
-        max_retries=1, providers=build(tables or {}, env))
-    base.update(kw)
-    return Settings(**base)
-
-
-def run_runner(settings: Settings, store: Store, adapters: Adapters | None = None,
-               timeout: float = 40.0) -> None:
-    async def go() -> None:
-        async with adapters or Adapters(settings) as made:
-            runner = Runner(settings, store, made, runner_id="host:1:a")
-            await asyncio.wait_for(runner.run(asyncio.Event()), timeout)
-
-    asyncio.run(go())
 
 
 def req(prompt: str, provider: str = "fal", model: str = KLING, **kw: Any) -> VideoRequest:
@@ -66,7 +30,8 @@ def req(prompt: str, provider: str = "fal", model: str = KLING, **kw: Any) -> Vi
                         if provider == "fal" else {"duration": 8}, **kw)
 
 
-def test_each_provider_has_its_own_slots(tmp_path: Path, server: FakeServer) -> None:
+def test_each_provider_has_its_own_slots(tmp_path: Path, make_server: MakeServer) -> None:
+    server = make_server(job_seconds=0.8)  # long enough for the providers' jobs to overlap
     s = settings_for(tmp_path, server, max_in_flight=2, tables={"fal": {"max_in_flight": 1}})
     store = Store.open(tmp_path / "sora.db")
     fal_jobs = store.add_jobs([req(f"slow {n}") for n in range(3)])
@@ -162,7 +127,7 @@ def test_a_provider_that_cannot_list_fails_the_job_naming_endpoint_and_time(
     s = settings_for(tmp_path, server)
     adapter = Unlistable()
     started = time.strftime("%Y-%m-%d", time.localtime())
-    run_runner(s, store, Adapters(s, made={"fal": adapter}))  # type: ignore[dict-item]
+    run_runner(s, store, adapters=Adapters(s, made={"fal": adapter}))  # type: ignore[dict-item]
     failed = store.get(job.id)
     assert failed is not None and failed.status is JobStatus.FAILED
     assert failed.error is not None and failed.error.code == "create_unconfirmed"

@@ -8,41 +8,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clirun import Cli
 
-from sora_cli.config import Settings, load_settings
+from sora_cli.config import load_settings
 from sora_cli.domain.jobs import Job, JobStatus, VideoRequest
 from sora_cli.errors import AuthError, InvalidInput, JobNotFound, SoraError
-from sora_cli.services.context import Context, Hooks
+from sora_cli.services.context import Context
 from sora_cli.services.export import export, output_targets, refuse_existing
 from sora_cli.services.jobs import cancel, read_refs, resolve_all
 from sora_cli.services.submit import submit
 from sora_cli.services.waiting import watch
 
-KEY = "sk-test-0123456789abcdef"
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("OPENAI_", "SORA_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SORA_HOME", str(tmp_path))
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("home")
 
 
 @pytest.fixture
-def kicks() -> list[Path]:
-    return []
-
-
-@pytest.fixture
-def ctx(kicks: list[Path]) -> Iterator[Context]:
-    def record(settings: Settings) -> bool:
-        kicks.append(settings.home)
-        return True
-
-    c = Context(load_settings(), hooks=Hooks(start_runner=record))
+def ctx(cli: Cli) -> Iterator[Context]:
+    """The services' context, recording runner starts in `kicks` (see clirun.py)."""
+    c = Context(load_settings(), hooks=cli.hooks)
     yield c
     c.close()
 

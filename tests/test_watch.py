@@ -8,41 +8,25 @@ wait on conditions, never on sleeps.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from clirun import Cli, sora
+from clirun import sora
+from seed import add
+from waits import DEADLINE, meanwhile
 
 from sora_cli.cli import watch as watch_mod
-from sora_cli.domain.jobs import Job, JobError, JobStatus, VideoRequest
+from sora_cli.domain.jobs import Job, JobError, JobStatus
 from sora_cli.services import waiting as services
 from sora_cli.services.context import Context
 from sora_cli.store.repository import Store
 
-KEY = "sk-test-0123456789abcdef"
-DEADLINE = 10.0
+pytestmark = pytest.mark.usefixtures("home")
+
 Seen = dict[str, tuple[JobStatus, int]]  # what one snapshot showed: id -> (status, progress)
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("OPENAI_", "SORA_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SORA_HOME", str(tmp_path))
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    return tmp_path
-
-
-@pytest.fixture(autouse=True)
-def kicks(cli: Cli) -> list[Path]:
-    """Runner starts, recorded instead of spawned."""
-    return cli.kicks
 
 
 class Spy:
@@ -76,32 +60,6 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
 
     monkeypatch.setattr(watch_mod, "watch_active", watch_active)
     return seen
-
-
-
-
-@contextmanager
-def meanwhile(act: Callable[[], None]) -> Iterator[None]:
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            act()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    yield
-    thread.join(DEADLINE)
-    assert not thread.is_alive()
-    if errors:
-        raise errors[0]
-
-
-def add(home: Path, prompt: str = "a fox", label: str | None = None) -> str:
-    with Store.open(home / "sora.db") as st:
-        return st.add_jobs([VideoRequest(prompt=prompt, label=label)])[0].id
 
 
 def move(home: Path, job_id: str, *steps: JobStatus, **fields: Any) -> None:

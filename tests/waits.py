@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -23,3 +25,24 @@ def wait_until(predicate: Callable[[], T | None], timeout: float = DEADLINE,
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
 
+
+
+@contextmanager
+def meanwhile(act: Callable[[], None], timeout: float = DEADLINE) -> Iterator[None]:
+    """Run `act` in a thread during the block (the other side of the test, say the
+    runner's part); its failure fails the test."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            act()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    yield
+    thread.join(timeout)
+    assert not thread.is_alive()
+    if errors:
+        raise errors[0]

@@ -127,6 +127,10 @@ class Sora:
             self.run("runner", "stop", "--timeout", "20")
 
 
+MakeFake = Callable[..., FakeProc]  # tests/conftest.py's make_fake
+MakeSora = Callable[..., Sora]  # tests/conftest.py's make_sora
+
+
 def make_env(home: Path, base_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OPENAI_", "SORA_", "PYTEST_", "FAL_", "REPLICATE_",
