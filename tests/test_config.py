@@ -175,6 +175,7 @@ def test_string_setting_must_be_a_string(tmp_path: Path) -> None:
     ("SORA_POLL_MIN_SECONDS", "0"), ("SORA_POLL_MIN_SECONDS", "30"),  # above the max (20)
     ("SORA_LEASE_SECONDS", "0"), ("SORA_LEASE_SECONDS", "-1"), ("SORA_REQUEST_TIMEOUT", "0"),
     ("SORA_IDLE_EXIT_SECONDS", "-1"), ("SORA_MAX_RETRIES", "-1"),
+    ("SORA_RECONCILE_PAUSE_SECONDS", "-1"), ("SORA_SETTLE_MAX_SECONDS", "-0.5"),
     ("OPENAI_BASE_URL", "ftp://x"), ("OPENAI_BASE_URL", "api.openai.com"),
 ])
 def test_out_of_range_values_are_refused(tmp_path: Path, name: str, value: str) -> None:
@@ -185,6 +186,14 @@ def test_out_of_range_values_are_refused(tmp_path: Path, name: str, value: str) 
 def test_zero_idle_and_retries_are_allowed(tmp_path: Path) -> None:
     s = load(tmp_path, SORA_IDLE_EXIT_SECONDS="0", SORA_MAX_RETRIES="0")
     assert (s.idle_exit_seconds, s.max_retries) == (0.0, 0)
+
+
+def test_the_reconcile_pauses_are_settings(tmp_path: Path) -> None:
+    assert (load(tmp_path).reconcile_pause_seconds, load(tmp_path).settle_max_seconds) == (
+        2.0, 10.0)
+    write_config(tmp_path, "reconcile_pause_seconds = 0.5\n")
+    s = load(tmp_path, SORA_SETTLE_MAX_SECONDS="0")
+    assert (s.reconcile_pause_seconds, s.settle_max_seconds) == (0.5, 0.0)
 
 
 def test_unknown_key_is_a_warning(tmp_path: Path) -> None:
