@@ -372,7 +372,7 @@ def test_submit_on_sqlite_imports_no_database_library(tmp_path: Path) -> None:
 
 def test_the_runner_carries_on_through_dropped_connections(
         tmp_path: Path, pg_url: str, pg_database: pgtest.Database) -> None:
-    from test_runner import run_runner, settings_for
+    from inproc import run_runner, settings_for
 
     from sora_cli.fake.server import FakeOptions, FakeServer
 
@@ -410,7 +410,7 @@ def test_the_runner_carries_on_through_dropped_connections(
 def test_runner_waits_for_the_store_to_come_back(tmp_path: Path, pg_url: str) -> None:
     """The store is away for a while (every connection refused): the loop backs off
     and finishes the work once it returns."""
-    from test_runner import run_runner, settings_for
+    from inproc import run_runner, settings_for
 
     from sora_cli.fake.server import FakeOptions, FakeServer
     from sora_cli.store import pg
@@ -422,7 +422,7 @@ def test_runner_waits_for_the_store_to_come_back(tmp_path: Path, pg_url: str) ->
             conn = store._conn
             assert isinstance(conn, pg.PgDB)
             real_url, refusals = conn._url, 0
-            away_until = time.monotonic() + 2.0
+            away_until = time.monotonic() + 1.0
 
             def flaky_connect() -> Any:
                 nonlocal refusals
@@ -448,7 +448,7 @@ def test_runner_waits_for_the_store_to_come_back(tmp_path: Path, pg_url: str) ->
 def test_download_on_another_machine(tmp_path: Path, pg_url: str) -> None:
     import hashlib
 
-    from test_runner import run_runner, settings_for
+    from inproc import run_runner, settings_for
 
     from sora_cli.errors import SoraError
     from sora_cli.fake.server import FakeOptions, FakeServer
