@@ -2,7 +2,9 @@
 `sora fake-server` on 127.0.0.1, all under a temporary SORA_HOME.
 
 Every server and runner started here stops by itself (idle exits) and is also
-stopped at teardown. Waits are conditions with deadlines, never bare sleeps.
+stopped at teardown. Waits are conditions with deadlines, never bare sleeps; what they
+poll (a job's row, the runner's lock) is read from SORA_HOME's files, not by starting a
+`sora` process each time.
 """
 
 from __future__ import annotations
@@ -10,30 +12,26 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from waits import wait_until
+
 from sora_cli.domain.jobs import JobStatus
+from sora_cli.runner.spawn import runner_alive, runner_info
 
 SORA = str(Path(sys.executable).with_name("sora"))
 TEST_KEY = "sk-e2e-test-secret-key-0123456789"
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
+    return wait_until(predicate, timeout, what, interval=0.05)
 
 
 @dataclass
@@ -119,12 +117,42 @@ class Sora:
         hold its lock yet: `after_submit` waits for it (or for the work to be over), so
         it cannot come up after the stop and write to a store the test then inspects."""
         if after_submit:
-            wait_for(lambda: self.runner()["running"]
-                     or not JobStatus(self.job("@last")["status"]).is_active, 20,
+            wait_for(lambda: runner_alive(self.home / "runner.lock")
+                     or not JobStatus(self.newest()["status"]).is_active, 20,
                      "the runner to start")
-        info = self.runner()
-        if info["running"]:
+        if runner_alive(self.home / "runner.lock"):
             self.run("runner", "stop", "--timeout", "20")
+
+    def stored(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]] | None:
+        """Rows of this home's SQLite store, read without writing to it or starting a
+        process (cheap enough to poll): [] before the store exists, None when the store
+        is not a SQLite file here (SORA_DATABASE_URL)."""
+        if "SORA_DATABASE_URL" in self.env:
+            return None
+        if not (self.home / "sora.db").exists():
+            return []
+        conn = sqlite3.connect(f"file:{self.home / 'sora.db'}?mode=ro", uri=True, timeout=30)
+        try:
+            conn.row_factory = sqlite3.Row
+            return [dict(r) for r in conn.execute(sql, params)]
+        finally:
+            conn.close()
+
+    def row(self, job_id: str) -> dict[str, Any] | None:
+        """The job's row (its columns: status, remote_id, poll_count, error_code...), or
+        None before it is recorded; `job` (a process) where the store is not a file."""
+        rows = self.stored("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if rows is None:
+            return self.job(job_id)
+        return rows[0] if rows else None
+
+    def newest(self) -> dict[str, Any]:
+        """The row of the job `@last` names."""
+        rows = self.stored("SELECT * FROM jobs ORDER BY created_at DESC, id DESC LIMIT 1")
+        if rows is None:
+            return self.job("@last")
+        assert rows, "no jobs yet"
+        return rows[0]
 
 
 MakeFake = Callable[..., FakeProc]  # tests/conftest.py's make_fake
@@ -132,6 +160,10 @@ MakeSora = Callable[..., Sora]  # tests/conftest.py's make_sora
 
 
 def make_env(home: Path, base_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a `sora` with this home and API: quick polls, an idle exit
+    after 3 s, and an unanswered create looked up 0.2 s after it began and settled 0.5 s
+    later (the fake makes a video before it drops, or fails to answer, a create; a test
+    of a create that lands later says how long to wait). `extra` wins."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OPENAI_", "SORA_", "PYTEST_", "FAL_", "REPLICATE_",
                                 "RUNWAYML_", "LUMAAI_", "MINIMAX_", "KLING_", "GOOGLE_",
@@ -139,7 +171,8 @@ def make_env(home: Path, base_url: str, **extra: str) -> dict[str, str]:
     env.update(
         SORA_HOME=str(home), OPENAI_BASE_URL=base_url, OPENAI_API_KEY=TEST_KEY,
         SORA_POLL_MIN_SECONDS="0.1", SORA_POLL_MAX_SECONDS="1", SORA_IDLE_EXIT_SECONDS="3",
-        SORA_LEASE_SECONDS="6", NO_COLOR="1",
+        SORA_LEASE_SECONDS="6", SORA_RECONCILE_PAUSE_SECONDS="0.2",
+        SORA_SETTLE_MAX_SECONDS="0.5", NO_COLOR="1",
     )
     env.update(extra)
     return env
@@ -183,9 +216,11 @@ def vertex_env(fake: FakeProc, where: Path, **extra: str) -> dict[str, str]:
 
 
 def kill_runner(s: Sora) -> int:
-    pid = int(s.runner()["pid"])
+    pid = runner_pid(s)
+    assert pid is not None, "no runner to kill"
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not s.runner()["running"], 10, "the killed runner's lock to drop")
+    wait_for(lambda: not runner_alive(s.home / "runner.lock"), 10,
+             "the killed runner's lock to drop")
     return pid
 
 
@@ -196,25 +231,22 @@ CRASH_ENV = "SORA_TEST_CRASH_AT"  # the runner's test-only crash seam (sora_cli/
 
 def job_events(s: Sora, job_id: str) -> list[dict[str, Any]]:
     """A job's events, read from the store file without writing to it."""
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{s.home / 'sora.db'}?mode=ro", uri=True, timeout=30)
-    try:
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute("SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,))
-        return [dict(r) for r in rows]
-    finally:
-        conn.close()
+    return s.stored("SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,)) or []
 
 
 def runner_pid(s: Sora) -> int | None:
-    info = s.runner()
-    return int(info["pid"]) if info["running"] else None
+    """The live runner's pid, from its lock file (as `sora runner status` finds it)."""
+    info = runner_info(s.home / "runner.lock")
+    pid = info.get("pid") if info is not None else None
+    return pid if isinstance(pid, int) else None
 
 
 def wait_job(s: Sora, job_id: str, check: Callable[[dict[str, Any]], bool],
              timeout: float = 60.0, what: str = "the job") -> dict[str, Any]:
-    return dict(wait_for(lambda: (j := s.job(job_id)) and check(j) and j, timeout, what))
+    """Wait until `check` holds for the job's row (`Sora.row`); then the job as
+    `sora status --json` shows it."""
+    wait_for(lambda: (row := s.row(job_id)) is not None and check(row), timeout, what)
+    return s.job(job_id)
 
 
 def assert_saved_once(s: Sora, fake: FakeProc, job_id: str) -> dict[str, Any]:

@@ -5,30 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from .harness import FakeProc, Sora, make_env, start_fake, stop_proc
+from .harness import FakeProc, MakeFake, MakeSora, Sora
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def quick(tmp_path: Path) -> Iterator[tuple[Sora, FakeProc]]:
+def quick(make_fake: MakeFake, make_sora: MakeSora) -> tuple[Sora, FakeProc]:
     # Long enough that `watch`, started after `submit` returns, still finds them running.
-    fake = start_fake("--job-seconds", "4", "--poll-after-ms", "100")
-    work = tmp_path / "work"
-    work.mkdir()
-    s = Sora(tmp_path / "home", make_env(tmp_path / "home", fake.base_url,
-                                         SORA_CREATES_PER_MINUTE="600",
-                                         SORA_MAX_IN_FLIGHT="8"), work)
-    try:
-        yield s, fake
-    finally:
-        s.stop_runner()
-        stop_proc(fake.proc)
+    fake = make_fake("--job-seconds", "4", "--poll-after-ms", "100")
+    return make_sora(fake, SORA_CREATES_PER_MINUTE="600", SORA_MAX_IN_FLIGHT="8"), fake
 
 
 def test_batch_submit_watch_then_wait_label_download(quick: tuple[Sora, FakeProc]) -> None:

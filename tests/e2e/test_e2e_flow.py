@@ -18,9 +18,11 @@ from .harness import (
     Sora,
     kill_runner,
     make_env,
+    runner_pid,
     start_fake,
     stop_proc,
     wait_for,
+    wait_job,
 )
 
 pytestmark = pytest.mark.e2e
@@ -121,7 +123,7 @@ def test_runner_killed_mid_job_is_resumed_by_next_command(tmp_path: Path) -> Non
     try:
         s = Sora(tmp_path / "h", make_env(tmp_path / "h", fake.base_url), tmp_path)
         job_id = s.ok("submit", "survive a crash").strip()
-        wait_for(lambda: s.job(job_id)["status"] == "running", 30, "the job to be running")
+        wait_job(s, job_id, lambda j: j["status"] == "running", 30, "the job to be running")
         kill_runner(s)
         assert s.job(job_id)["status"] == "running"  # left as it was
         out = s.ok("wait", job_id, "--download", "--timeout", "60")
@@ -183,15 +185,15 @@ def test_unreachable_base_url_fails_clearly(tmp_path: Path) -> None:
 
 def test_runner_is_single_idles_out_and_keeps_the_key_secret(sora: Sora, fake: FakeProc) -> None:
     job_id = sora.ok("submit", "a secret-keeping job").strip()
-    info = wait_for(lambda: sora.runner() if sora.runner()["running"] else None, 10, "runner")
-    cmdline = Path(f"/proc/{info['pid']}/cmdline").read_bytes()
+    pid = wait_for(lambda: runner_pid(sora), 10, "runner")
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     assert TEST_KEY.encode() not in cmdline
     # a second runner started by hand finds the lock taken and exits quietly
     second = subprocess.run([SORA, "runner", "serve"], env=sora.env, capture_output=True,
                             text=True, timeout=30)
     assert (second.returncode, second.stdout, second.stderr) == (0, "", "")
     assert sora.run("wait", job_id, "--download").returncode == 0
-    wait_for(lambda: not sora.runner()["running"], 30, "the idle runner to exit")
+    wait_for(lambda: runner_pid(sora) is None, 30, "the idle runner to exit")
     for path in sora.home.rglob("*"):
         if path.is_file():
             assert TEST_KEY.encode() not in path.read_bytes(), path
@@ -201,7 +203,7 @@ def test_runner_is_single_idles_out_and_keeps_the_key_secret(sora: Sora, fake: F
 
 def test_stale_lock_never_blocks_a_new_runner(sora: Sora, fake: FakeProc) -> None:
     sora.ok("runner", "start")
-    wait_for(lambda: sora.runner()["running"], 10, "runner start")
+    wait_for(lambda: runner_pid(sora), 10, "runner start")
     kill_runner(sora)
     job_id = sora.ok("submit", "after a crash").strip()
     assert sora.run("wait", job_id, "--timeout", "60").returncode == 0

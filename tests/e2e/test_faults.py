@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,15 @@ import pytest
 from .harness import (
     CRASH_ENV,
     FakeProc,
+    MakeFake,
+    MakeSora,
     Sora,
     assert_saved_once,
     job_events,
     kill_runner,
-    make_env,
     proc_memory_kib,
     provider_env,
     runner_pid,
-    start_fake,
-    stop_proc,
     vertex_env,
     wait_for,
     wait_job,
@@ -35,45 +33,18 @@ from .harness import (
 
 pytestmark = pytest.mark.e2e
 
-MakeFake = Callable[..., FakeProc]
-MakeSora = Callable[..., Sora]
-
-
 @pytest.fixture
-def make_fake() -> Iterator[MakeFake]:
-    started: list[FakeProc] = []
-
-    def make(*args: str) -> FakeProc:
-        fake = start_fake(*args)
-        started.append(fake)
-        return fake
-
-    yield make
-    for fake in started:
-        stop_proc(fake.proc)
-
-
-@pytest.fixture
-def make_sora(tmp_path: Path) -> Iterator[MakeSora]:
-    made: list[Sora] = []
-
+def make_sora(make_sora: MakeSora) -> MakeSora:
+    """conftest's, for the fake's every provider family, with long leases: a crashed
+    runner's jobs must be taken over at once, not when their leases end."""
     def make(fake: FakeProc, **env: str) -> Sora:
-        home = tmp_path / f"home{len(made)}"
-        work = tmp_path / f"work{len(made)}"
-        work.mkdir()
-        # Long leases: a crashed runner's jobs must be taken over at once, not when they end.
-        env = {**provider_env(fake), **env}
-        s = Sora(home, make_env(home, fake.base_url, SORA_LEASE_SECONDS="300", **env), work)
-        made.append(s)
-        return s
+        return make_sora(fake, **{"SORA_LEASE_SECONDS": "300", **provider_env(fake), **env})
 
-    yield make
-    for s in made:
-        s.stop_runner()
+    return make
 
 
 def runner_gone(s: Sora) -> bool:
-    return not s.runner()["running"]
+    return runner_pid(s) is None
 
 
 # The same faults against each provider family (a few representative cases each, for CI's
@@ -117,11 +88,11 @@ def test_runner_killed_at_a_step_boundary_is_resumed(
     s = make_sora(fake, SORA_REQUEST_TIMEOUT="2", **creds(provider, fake, tmp_path))
     prompt = f"crash {point} on {provider}"
     job_id = s.ok("submit", *MODELS[provider], prompt, env={CRASH_ENV: point}).strip()
-    wait_for(lambda: runner_gone(s) and s.job(job_id)["status"] == left_as, 30,
+    wait_for(lambda: runner_gone(s) and s.row(job_id)["status"] == left_as, 30,
              f"the runner to die at {point}")
     assert fake.stats()["creates"] == creates
     s.ok("status", job_id)  # any command brings a runner back
-    wait_for(lambda: s.runner()["running"] or s.job(job_id)["status"] == "completed", 15,
+    wait_for(lambda: runner_pid(s) or s.row(job_id)["status"] == "completed", 15,
              "a new runner")
     r = s.run("wait", job_id, "--timeout", "60")
     assert r.returncode == 0, r.stderr
@@ -144,6 +115,11 @@ def test_vertex_runner_killed_after_create_never_pays_twice(make_fake: MakeFake,
     assert fake.stats()["creates"] == 1
 
 
+# A create the server answers (or makes its video) 2.5 s after it began: the runner's own
+# pauses, 2 s and up to 10 s more (at most request_timeout), let it land before a re-send.
+LATE = {"SORA_RECONCILE_PAUSE_SECONDS": "2", "SORA_SETTLE_MAX_SECONDS": "10"}
+
+
 @pytest.mark.parametrize("action", ["create_then_stall", "stall_then_create"])
 def test_runner_killed_during_the_create_request(make_fake: MakeFake, make_sora: MakeSora,
                                                  action: str) -> None:
@@ -151,7 +127,7 @@ def test_runner_killed_during_the_create_request(make_fake: MakeFake, make_sora:
     fake = make_fake("--job-seconds", "0.5", "--poll-after-ms", "100")
     prompt = f"in flight {action}"
     fake.faults({"action": action, "route": "create", "prompt": prompt, "delay_ms": 2500})
-    s = make_sora(fake, SORA_REQUEST_TIMEOUT="3")
+    s = make_sora(fake, SORA_REQUEST_TIMEOUT="3", **LATE)
     job_id = s.ok("submit", prompt).strip()
     wait_for(lambda: fake.stats()["counters"].get("route:create", 0) >= 1, 20,
              "the create request to reach the server")
@@ -207,7 +183,7 @@ def test_create_slower_than_the_client_timeout_is_not_sent_twice(
     fake = make_fake("--job-seconds", "0.5", "--poll-after-ms", "100")
     prompt = f"slow server {action} on {provider}"
     fake.faults({"action": action, "route": "create", "prompt": prompt, "delay_ms": 2500})
-    s = make_sora(fake, SORA_REQUEST_TIMEOUT="1")
+    s = make_sora(fake, SORA_REQUEST_TIMEOUT="1", **LATE)
     job_id = s.ok("submit", *MODELS[provider], prompt).strip()
     r = s.run("wait", job_id, "--timeout", "60")
     assert r.returncode == 0, r.stderr
@@ -226,7 +202,7 @@ def test_killed_after_a_create_no_list_can_find_fails_unconfirmed_and_pays_once(
     s = make_sora(fake, SORA_REQUEST_TIMEOUT="2")
     prompt = f"crash after_create on {provider}"
     job_id = s.ok("submit", *MODELS[provider], prompt, env={CRASH_ENV: "after_create"}).strip()
-    wait_for(lambda: runner_gone(s) and s.job(job_id)["status"] == "submitting", 30,
+    wait_for(lambda: runner_gone(s) and s.row(job_id)["status"] == "submitting", 30,
              "the runner to die after the create")
     r = s.run("wait", job_id, "--timeout", "60")
     assert r.returncode == 1 and "create_unconfirmed" in r.stderr

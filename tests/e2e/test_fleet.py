@@ -30,7 +30,7 @@ import pytest
 from sora_cli.domain.jobs import VideoRequest
 from sora_cli.store.repository import Store
 
-from .harness import SORA, FakeProc, Sora, make_env, start_fake, stop_proc, wait_for
+from .harness import SORA, FakeProc, MakeFake, Sora, make_env, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -56,11 +56,8 @@ def store_url(pg_database: pgtest.Database) -> Iterator[str]:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeProc]:
-    server = start_fake("--job-seconds", "0.3", "--poll-after-ms", "100",
-                        "--video-bytes", "20000")
-    yield server
-    stop_proc(server.proc)
+def fake(make_fake: MakeFake) -> FakeProc:
+    return make_fake("--job-seconds", "0.3", "--poll-after-ms", "100", "--video-bytes", "20000")
 
 
 class Fleet:

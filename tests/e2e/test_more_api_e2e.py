@@ -8,33 +8,36 @@ import hashlib
 import json
 import struct
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .harness import TEST_KEY, FakeProc, Sora, make_env, start_fake, stop_proc, wait_for
+from .harness import (
+    TEST_KEY,
+    FakeProc,
+    MakeFake,
+    MakeSora,
+    Sora,
+    make_env,
+    start_fake,
+    stop_proc,
+    wait_for,
+    wait_job,
+)
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def quick() -> Iterator[FakeProc]:
-    server = start_fake("--job-seconds", "0.5", "--poll-after-ms", "100",
-                        "--video-bytes", "20000", "--fail-prompt", "forbidden")
-    yield server
-    stop_proc(server.proc)
+def quick(make_fake: MakeFake) -> FakeProc:
+    return make_fake("--job-seconds", "0.5", "--poll-after-ms", "100", "--video-bytes", "20000",
+                     "--fail-prompt", "forbidden")
 
 
 @pytest.fixture
-def s(tmp_path: Path, quick: FakeProc) -> Iterator[Sora]:
-    work = tmp_path / "work"
-    work.mkdir()
-    sora = Sora(tmp_path / "home", make_env(tmp_path / "home", quick.base_url,
-                                            SORA_SAVE_THUMBNAILS="1"), work)
-    yield sora
-    sora.stop_runner()
+def s(quick: FakeProc, make_sora: MakeSora) -> Sora:
+    return make_sora(quick, SORA_SAVE_THUMBNAILS="1")
 
 
 def sha256_of(path: Path) -> str:
@@ -153,7 +156,7 @@ def test_delete_remote_of_a_running_job_exits_2(tmp_path: Path) -> None:
     try:
         s = Sora(tmp_path / "h", make_env(tmp_path / "h", slow.base_url), tmp_path)
         job_id = s.ok("submit", "a slow one").strip()
-        wait_for(lambda: s.job(job_id)["status"] == "running", 15, "the job to run")
+        wait_job(s, job_id, lambda j: j["status"] == "running", 15, "the job to run")
         r = s.run("delete", job_id, "--remote", "--yes")
         assert r.returncode == 2 and r.stdout == ""
         assert "completed or failed" in r.stderr and len(r.stderr.splitlines()) == 1

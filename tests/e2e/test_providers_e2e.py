@@ -4,20 +4,18 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .harness import (
     FakeProc,
+    MakeFake,
+    MakeSora,
     Sora,
     assert_saved_once,
     job_events,
-    make_env,
     provider_env,
-    start_fake,
-    stop_proc,
 )
 
 pytestmark = pytest.mark.e2e
@@ -28,21 +26,13 @@ MODELS = {"fal": KLING, "replicate": VEO}
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeProc]:
-    server = start_fake("--job-seconds", "0.6", "--fail-prompt", "forbidden")
-    yield server
-    stop_proc(server.proc)
+def fake(make_fake: MakeFake) -> FakeProc:
+    return make_fake("--job-seconds", "0.6", "--fail-prompt", "forbidden")
 
 
 @pytest.fixture
-def sora(tmp_path: Path, fake: FakeProc) -> Iterator[Sora]:
-    work = tmp_path / "work"
-    work.mkdir()
-    home = tmp_path / "home"
-    s = Sora(home, make_env(home, fake.base_url, SORA_REQUEST_TIMEOUT="3",
-                            **provider_env(fake)), work)
-    yield s
-    s.stop_runner()
+def sora(fake: FakeProc, make_sora: MakeSora) -> Sora:
+    return make_sora(fake, SORA_REQUEST_TIMEOUT="3", **provider_env(fake))
 
 
 def test_fal_kling_is_waited_on_and_downloaded(sora: Sora, fake: FakeProc) -> None:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .harness import FakeProc, Sora, make_env, start_fake, stop_proc
+from .harness import FakeProc, MakeFake, MakeSora, Sora
 
 pytestmark = pytest.mark.e2e
 
@@ -27,18 +26,9 @@ def blocks(kind: str) -> list[str]:
 
 
 @pytest.fixture
-def quick(tmp_path: Path) -> Iterator[tuple[Sora, FakeProc]]:
-    fake = start_fake("--job-seconds", "0.5", "--poll-after-ms", "100")
-    work = tmp_path / "work"
-    work.mkdir()
-    s = Sora(tmp_path / "home", make_env(tmp_path / "home", fake.base_url,
-                                         SORA_CREATES_PER_MINUTE="600",
-                                         SORA_MAX_IN_FLIGHT="8"), work)
-    try:
-        yield s, fake
-    finally:
-        s.stop_runner()
-        stop_proc(fake.proc)
+def quick(make_fake: MakeFake, make_sora: MakeSora) -> tuple[Sora, FakeProc]:
+    fake = make_fake("--job-seconds", "0.5", "--poll-after-ms", "100")
+    return make_sora(fake, SORA_CREATES_PER_MINUTE="600", SORA_MAX_IN_FLIGHT="8"), fake
 
 
 def test_the_readme_has_the_scripting_examples() -> None:

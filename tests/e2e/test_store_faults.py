@@ -7,7 +7,6 @@ import json
 import sqlite3
 import subprocess
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,13 +17,12 @@ from sora_cli.store.migrations import SCHEMA_VERSION
 from .harness import (
     SORA,
     FakeProc,
+    MakeFake,
+    MakeSora,
     Sora,
     limited,
-    make_env,
     run_limited,
     runner_pid,
-    start_fake,
-    stop_proc,
     wait_for,
 )
 
@@ -34,22 +32,13 @@ FIXTURE = Path(__file__).parents[1] / "fixtures" / "store_v1.sql"
 
 
 @pytest.fixture
-def quick_fake() -> Iterator[FakeProc]:
-    server = start_fake("--job-seconds", "0.5", "--poll-after-ms", "100")
-    yield server
-    stop_proc(server.proc)
+def quick_fake(make_fake: MakeFake) -> FakeProc:
+    return make_fake("--job-seconds", "0.5", "--poll-after-ms", "100")
 
 
 @pytest.fixture
-def s(tmp_path: Path, quick_fake: FakeProc) -> Iterator[Sora]:
-    work = tmp_path / "work"
-    work.mkdir()
-    sora = Sora(tmp_path / "home", make_env(tmp_path / "home", quick_fake.base_url,
-                                             SORA_MAX_IN_FLIGHT="8",
-                                             SORA_CREATES_PER_MINUTE="100000"), work)
-    yield sora
-    if sora.run("runner", "status").returncode == 0:  # a broken store has no runner
-        sora.stop_runner()
+def s(quick_fake: FakeProc, make_sora: MakeSora) -> Sora:
+    return make_sora(quick_fake, SORA_MAX_IN_FLIGHT="8", SORA_CREATES_PER_MINUTE="100000")
 
 
 def one_line_error(r: subprocess.CompletedProcess[str], *words: str) -> None:

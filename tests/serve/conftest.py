@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e.harness import SORA, FakeProc, Sora, make_env, start_fake, stop_proc, wait_for
+from e2e.harness import SORA, FakeProc, MakeFake, Sora, make_env, stop_proc, wait_for
 
 
 @dataclass
@@ -78,11 +78,8 @@ MakeServed = Callable[..., Served]
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeProc]:
-    server = start_fake("--job-seconds", "1", "--poll-after-ms", "100",
-                        "--fail-prompt", "forbidden")
-    yield server
-    stop_proc(server.proc)
+def fake(make_fake: MakeFake) -> FakeProc:
+    return make_fake("--job-seconds", "1", "--poll-after-ms", "100", "--fail-prompt", "forbidden")
 
 
 @pytest.fixture
