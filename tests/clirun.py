@@ -27,7 +27,7 @@ class Cli:
         self.kicks.append(settings.home)
         return True
 
-    def __call__(self, *args: str, input: str | None = None) -> Result:
+    def __call__(self, *args: str, input: str | bytes | None = None) -> Result:
         return CliRunner().invoke(app, list(args), input=input, obj=self.hooks,
                                   catch_exceptions=False)
 
@@ -35,7 +35,7 @@ class Cli:
 CURRENT: list[Cli] = [Cli()]  # set per test by conftest's autouse `cli` fixture
 
 
-def sora(*args: str, input: str | None = None) -> Result:
+def sora(*args: str, input: str | bytes | None = None) -> Result:
     return CURRENT[0](*args, input=input)
 
 

@@ -10,26 +10,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from clirun import sora
+from typer.testing import CliRunner
 
 from sora_cli.cli.main import app
 from sora_cli.config import Settings, load_settings
 from sora_cli.domain.jobs import JobError, JobStatus, VideoRequest
 from sora_cli.domain.text import mask_url
 from sora_cli.errors import AuthError
-from sora_cli.services.context import Hooks
 from sora_cli.store.repository import Store
 
 SECRET = "Zq9-secret-0123456789"
 KEY = f"sk-{SECRET}"
-
-
-NO_RUNNER = Hooks(start_runner=lambda settings: False)  # runner starts are not the point
-
-
-def sora(*args: str, input: str | bytes | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), input=input, obj=NO_RUNNER,
-                              catch_exceptions=False)
 
 
 def write_config(home: Path, text: str) -> None:
@@ -180,7 +172,7 @@ def test_nul_in_a_prompt_exits_2_on_postgresql(pg_url: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("SORA_DATABASE_URL", pg_url)
-    r = CliRunner().invoke(app, ["submit", "-"], input="a \x00 b", obj=NO_RUNNER)
+    r = sora("submit", "-", input="a \x00 b")
     assert r.exit_code == 2 and "NUL" in r.stderr, r.stderr
 
 
