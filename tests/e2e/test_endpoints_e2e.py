@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,11 @@ import pytest
 
 from .harness import (
     FakeProc,
+    MakeFake,
     Sora,
     assert_saved_once,
     job_events,
     make_env,
-    start_fake,
-    stop_proc,
     wait_job,
 )
 
@@ -30,20 +29,13 @@ WAN = "Wan-AI/Wan2.2-T2V-A14B-Diffusers"
 VEO = "gemini/veo-3.1-generate-preview"
 LITE_KEY = "sk-litellm-virtual-key-0123456789"
 
-MakeFake = Callable[..., FakeProc]
-
-
 @pytest.fixture
-def make_fake() -> Iterator[MakeFake]:
-    started: list[FakeProc] = []
-
+def make_fake(make_fake: MakeFake) -> MakeFake:
+    """conftest's, with 0.6 s jobs and a poll hint of 100 ms unless told."""
     def make(*args: str) -> FakeProc:
-        started.append(start_fake("--job-seconds", "0.6", "--poll-after-ms", "100", *args))
-        return started[-1]
+        return make_fake("--job-seconds", "0.6", "--poll-after-ms", "100", *args)
 
-    yield make
-    for fake in started:
-        stop_proc(fake.proc)
+    return make
 
 
 def endpoint_sora(tmp_path: Path, table: str, **env: str) -> Sora:
