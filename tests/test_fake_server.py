@@ -738,6 +738,26 @@ def test_serve_forever_returns_on_stop() -> None:
     assert not runner.is_alive()
 
 
+def test_a_stop_while_the_server_starts_waits_and_stops_every_thread() -> None:
+    """`serve_forever`'s caller may stop the server while start() is between its two
+    threads: stop() waits for start(), then stops both (it once closed the sockets under
+    a serving thread, which then spun on them for the rest of the process)."""
+    server = FakeServer(FakeOptions())
+    stopper = threading.Thread(target=server.stop)
+    serve_aux = server._aux.serve_forever
+
+    def second_thread(**kw: Any) -> None:  # the first one is serving by now
+        stopper.start()
+        stopper.join(0.2)  # blocked on start(): it has not returned yet
+        serve_aux(**kw)
+
+    server._aux.serve_forever = second_thread  # type: ignore[method-assign]
+    server.start()
+    stopper.join(5)
+    wait_until(lambda: not any(t.is_alive() for t in server._threads), 5,
+               "every serving thread to end")
+
+
 def test_stop_wakes_a_stalled_create() -> None:
     server = FakeServer(FakeOptions()).start()
     server.add_faults(Fault("create_then_stall", retry_after_ms=60_000))

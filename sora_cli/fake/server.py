@@ -155,22 +155,29 @@ class FakeServer:
                 "gcs": self.cdn_url, "kling": f"{self.root_url}/kling"}
 
     def start(self) -> FakeServer:
-        if self._thread is None:
-            self._last_activity = time.monotonic()
-            for httpd, name in ((self._httpd, "sora-fake-server"), (self._aux, "sora-fake-aux")):
-                thread = threading.Thread(target=httpd.serve_forever,
-                                          kwargs={"poll_interval": 0.05}, name=name, daemon=True)
-                thread.start()
-                self._threads.append(thread)
-            self._thread = self._threads[0]
-            if self.options.idle_exit is not None:
-                threading.Thread(
-                    target=self._watch_idle,
-                    args=(self.options.idle_exit,),
-                    name="sora-fake-idle",
-                    daemon=True,
-                ).start()
+        # Under the stop lock: a stop() from another thread (serve_forever's caller) must
+        # not close the sockets between two thread starts; it would leave a serving thread
+        # spinning on a closed socket. A stopped server is not started again.
+        with self._stop_lock:
+            if self._thread is None and not self._stopped:
+                self._start_threads()
         return self
+
+    def _start_threads(self) -> None:
+        self._last_activity = time.monotonic()
+        for httpd, name in ((self._httpd, "sora-fake-server"), (self._aux, "sora-fake-aux")):
+            thread = threading.Thread(target=httpd.serve_forever,
+                                      kwargs={"poll_interval": 0.05}, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._thread = self._threads[0]
+        if self.options.idle_exit is not None:
+            threading.Thread(
+                target=self._watch_idle,
+                args=(self.options.idle_exit,),
+                name="sora-fake-idle",
+                daemon=True,
+            ).start()
 
     def stop(self) -> None:
         with self._stop_lock:
