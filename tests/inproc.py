@@ -47,15 +47,28 @@ def settings_for(home: Path, server: FakeServer, *, keys: bool = True,
 
 def run_runner(settings: Settings, store: Store, *, adapters: Adapters | None = None,
                runner_id: str = "host:1:a", stop_after: float | None = None,
-               timeout: float = 30.0) -> None:
-    """Run one runner until it idles out (or, after `stop_after` seconds, is stopped
-    gracefully); fail after `timeout` seconds."""
+               stop_when: Callable[[], bool] | None = None, timeout: float = 90.0) -> None:
+    """Run one runner until it idles out, or is stopped gracefully after `stop_after`
+    seconds or once `stop_when()` holds (looked at every 20 ms). `timeout` only bounds a
+    runner that never ends: a passing test returns as soon as its runner does, so it is
+    generous, for a loaded 2-core machine."""
     async def go() -> None:
         stop = asyncio.Event()
         if stop_after is not None:
             asyncio.get_running_loop().call_later(stop_after, stop.set)
+
+        async def watch(condition: Callable[[], bool]) -> None:
+            while not condition():
+                await asyncio.sleep(0.02)
+            stop.set()
+
         async with adapters or Adapters(settings) as made:
             runner = Runner(settings, store, made, runner_id=runner_id, tick=TICK)
-            await asyncio.wait_for(runner.run(stop), timeout)
+            watcher = None if stop_when is None else asyncio.create_task(watch(stop_when))
+            try:
+                await asyncio.wait_for(runner.run(stop), timeout)
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
 
     asyncio.run(go())

@@ -118,7 +118,11 @@ def test_graceful_stop_leaves_work_resumable(tmp_path: Path) -> None:
         s = settings_for(tmp_path, server)
         store = Store.open(tmp_path / "sora.db")
         (job,) = store.add_jobs([VideoRequest("interrupted")])
-        run_runner(s, store, stop_after=0.5)
+        def running() -> bool:  # paid for, its video still being made (1.5 s)
+            now = store.get(job.id)
+            return now is not None and now.status is JobStatus.RUNNING
+
+        run_runner(s, store, stop_when=running)
         mid = store.get(job.id)
         assert mid is not None and mid.status is JobStatus.RUNNING
         assert mid.runner_id is None  # released at once, not left to expire
