@@ -753,6 +753,8 @@ def test_a_stop_while_the_server_starts_waits_and_stops_every_thread() -> None:
 
     server._aux.serve_forever = second_thread  # type: ignore[method-assign]
     server.start()
+    # the aux thread starts the stopper; on a loaded machine start() may return first
+    wait_until(lambda: stopper.ident is not None, 5, "the stopper to start")
     stopper.join(5)
     wait_until(lambda: not any(t.is_alive() for t in server._threads), 5,
                "every serving thread to end")
